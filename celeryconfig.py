@@ -1,0 +1,60 @@
+"""Celery settings. Defaults every task relies on live here once; tasks set only what differs.
+
+Read by ``tasks.app`` through ``config_from_object``; values come from the settings object.
+"""
+
+from __future__ import annotations
+
+from kombu import Queue
+
+from settings import get_settings
+from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
+
+_settings = get_settings()
+
+broker_url = _settings.celery_broker_url
+broker_connection_retry_on_startup = True
+# Results are kept only for tasks that ask (ignore_result=False), e.g. ingest outcomes.
+result_backend = _settings.cache_url
+result_expires = 3600
+task_ignore_result = True
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# A task is acknowledged only once it has finished, and handed back if its process dies.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = _settings.task_time_limit_s
+task_soft_time_limit = max(_settings.task_time_limit_s - 30, 5)
+worker_cancel_long_running_tasks_on_connection_loss = True
+# Warm shutdown hands unfinished late-ack tasks back to the broker instead of waiting forever.
+worker_soft_shutdown_timeout = 10.0
+worker_concurrency = _settings.worker_concurrency
+
+# Flower reads these events.
+worker_send_task_events = True
+task_send_sent_event = True
+
+# Scrape queues (scrape.{platform}.p{priority}) are data: created on first publish.
+task_create_missing_queues = True
+task_queues = (Queue(INGEST_QUEUE), Queue(MAINTENANCE_QUEUE))
+task_default_queue = MAINTENANCE_QUEUE
+task_routes = {
+    "ingest.*": {"queue": INGEST_QUEUE},
+    "maintenance.*": {"queue": MAINTENANCE_QUEUE},
+}
+
+if _settings.is_redis_broker:
+    broker_transport_options = {
+        # Longer than the longest task, or Redis delivers a running task a second time.
+        "visibility_timeout": _settings.visibility_timeout_s,
+        # A worker consuming several queues drains them in the order it lists them.
+        "queue_order_strategy": "priority",
+    }
+
+beat_schedule: dict[str, dict[str, object]] = {}

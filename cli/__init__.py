@@ -1,0 +1,1 @@
+"""``gatewayctl``: the operators' command line (enqueue, dead letters, workers, API keys)."""

@@ -1,0 +1,27 @@
+"""The ``gatewayctl`` entry point. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from settings import ConfigurationError
+
+
+class GatewayGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from exc
+
+
+@click.group(cls=GatewayGroup)
+def main() -> None:
+    """Operate the Taxlien Gateway: enqueue work, inspect dead letters, manage workers and keys."""
+
+
+def register_commands() -> None:
+    """Command groups register here (one import each) so ``main`` stays a plain group."""
+
+
+register_commands()

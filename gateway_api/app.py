@@ -1,0 +1,29 @@
+"""The FastAPI application factory. ``gateway_api.app:create_app`` is what uvicorn serves."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from db.session import configure_engine
+from gateway_api.errors import install_error_handlers
+from gateway_api.middleware import RequestContextMiddleware
+from gateway_api.routes import health
+from observability.logs import configure_logging
+from settings import get_settings
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    settings.check_servers()
+    configure_logging(level=settings.log_level, as_json=settings.log_json)
+    configure_engine("api")
+
+    app = FastAPI(
+        title="Taxlien Gateway",
+        version="1.0.0",
+        description="Task distribution for the parcel-scraping fleet and public parcel search.",
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,28 @@
+"""Request-scoped dependencies. The session dependency owns the transaction of a request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.orm import Session
+
+from db.session import new_session
+
+
+def get_db() -> Iterator[Session]:
+    """Commit when the handler returns, roll back when it raises."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": the commit happens before the response, so a failed commit is a 500.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]

@@ -1,0 +1,1 @@
+"""Run the whole gateway on one machine without Docker: embedded PostgreSQL and Redis."""

@@ -1,0 +1,28 @@
+"""The current request id, set by the API middleware and restored inside Celery tasks."""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def get_request_id() -> str | None:
+    return _request_id.get()
+
+
+def set_request_id(request_id: str | None) -> None:
+    _request_id.set(request_id)
+
+
+def sanitize_request_id(candidate: str | None) -> str:
+    """Accept a caller's id only if it is short and plain; otherwise make a new one."""
+    if candidate and len(candidate) <= 64 and candidate.replace("-", "").isalnum():
+        return candidate
+    return new_request_id()

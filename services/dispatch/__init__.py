@@ -1,0 +1,1 @@
+"""Task dispatch: enqueue, leases, retries, dead letters and the fleet registry."""

@@ -1,0 +1,138 @@
+"""The one settings object. Nothing else in the project reads ``os.environ``.
+
+Every variable carries the ``GATEWAY_`` prefix. ``load_settings()`` turns a missing or
+malformed value into one clear line (``ConfigurationError``) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    # --- servers -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    postgres_url: str | None = None
+    redis_url: str | None = None
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; defaults to the Redis URL. amqp:// works too."
+    )
+
+    # --- auth ----------------------------------------------------------------------------
+    worker_tokens: CommaList = Field(default_factory=list)
+    admin_tokens: CommaList = Field(default_factory=list)
+
+    # --- storage -------------------------------------------------------------------------
+    raw_storage_path: Path = Path(".local/raw")
+    local_data_dir: Path = Path(".local")
+
+    # --- celery --------------------------------------------------------------------------
+    # Must exceed the longest task (task_time_limit_s) or Redis redelivers running tasks.
+    visibility_timeout_s: int = Field(default=3600, ge=60)
+    task_time_limit_s: int = Field(default=900, ge=10)
+    worker_concurrency: int = Field(default=2, ge=1)
+
+    # --- leases and retries --------------------------------------------------------------
+    lease_timeout_s: int = Field(default=300, ge=5)
+    heartbeat_stale_s: int = Field(default=300, ge=5)
+    retry_backoff_base_s: int = Field(default=30, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+
+    # --- operations ----------------------------------------------------------------------
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_user: str = "operator"
+    flower_password: str = "operator"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("worker_tokens", "admin_tokens", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _check_postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg2://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str | None) -> str | None:
+        schemes = ("redis://", "rediss://", "redis+socket://", "amqp://", "amqps://", "pyamqp://")
+        if value is not None and not value.startswith(schemes):
+            raise ValueError("must be a redis:// or amqp:// URL")
+        return value
+
+    @property
+    def database_url(self) -> str:
+        if not self.postgres_url:
+            raise ConfigurationError("GATEWAY_POSTGRES_URL is not set")
+        return to_sqlalchemy_url(self.postgres_url)
+
+    @property
+    def cache_url(self) -> str:
+        if not self.redis_url:
+            raise ConfigurationError("GATEWAY_REDIS_URL is not set")
+        return self.redis_url
+
+    @property
+    def celery_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return self.cache_url
+
+    @property
+    def is_redis_broker(self) -> bool:
+        return self.celery_broker_url.startswith(("redis", "rediss", "unix"))
+
+    def check_servers(self) -> None:
+        """Fail fast, in one line, when a process that needs the servers has no URL for them."""
+        _ = self.database_url, self.cache_url, self.celery_broker_url
+
+
+def to_sqlalchemy_url(postgres_url: str) -> str:
+    """SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the project ships psycopg2."""
+    if postgres_url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + postgres_url.removeprefix("postgresql://")
+    return postgres_url
+
+
+def load_settings() -> GatewaySettings:
+    try:
+        return GatewaySettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigurationError(
+            f"GATEWAY_{field.upper()}: {first['msg']} (got {first.get('input')!r})"
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> GatewaySettings:
+    return load_settings()
