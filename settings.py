@@ -39,6 +39,8 @@ class GatewaySettings(BaseSettings):
     # --- storage -------------------------------------------------------------------------
     raw_storage_path: Path = Path(".local/raw")
     local_data_dir: Path = Path(".local")
+    # Port of the embedded Redis that the local stack starts when GATEWAY_REDIS_URL is unset.
+    local_redis_port: int = Field(default=16379, ge=1024, le=65535)
 
     # --- celery --------------------------------------------------------------------------
     # Must exceed the longest task (task_time_limit_s) or Redis redelivers running tasks.
@@ -58,6 +60,35 @@ class GatewaySettings(BaseSettings):
     flower_password: str = "operator"
     log_level: str = "INFO"
     log_json: bool = True
+
+    # --- results ingestion and raw files (issue 4) -----------------------------------------
+    ingest_chunk_size: int = Field(default=500, ge=1, le=10_000)
+    results_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    results_max_wait_s: float = Field(default=60.0, ge=0)
+    # A database outage: the ingest task waits in process (bounded, far below the visibility
+    # timeout) and then re-queues itself without an eta, for as long as the outage lasts.
+    ingest_retry_base_s: float = Field(default=1.0, gt=0)
+    ingest_retry_max_s: float = Field(default=30.0, gt=0)
+    raw_file_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    raw_file_content_types: CommaList = Field(
+        default_factory=lambda: [
+            "text/html",
+            "application/xhtml+xml",
+            "application/json",
+            "text/plain",
+            "text/xml",
+            "application/xml",
+            "text/csv",
+            "application/pdf",
+        ]
+    )
+
+    @field_validator("raw_file_content_types", mode="before")
+    @classmethod
+    def _split_content_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("worker_tokens", "admin_tokens", mode="before")
     @classmethod

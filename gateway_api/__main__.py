@@ -22,6 +22,8 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # Our middleware logs every request with its request id; uvicorn's line would repeat it.
+        access_log=False,
         proxy_headers=True,
     )
     return 0

@@ -108,7 +108,8 @@ class EmbeddedRedis:
                     return
                 except redis.ConnectionError:
                     if self._process is not None and self._process.poll() is not None:
-                        raise RuntimeError(f"redis exited; see {self.data_dir / 'redis.log'}")
+                        log = self.data_dir / "redis.log"
+                        raise RuntimeError(f"redis exited; see {log}") from None
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import redis
 from kombu import Connection
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ def probe_database(engine: Engine) -> ProbeResult:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not ready"; the reason is reported
+    except SQLAlchemyError as exc:
         return ProbeResult("database", False, type(exc).__name__)
     return ProbeResult("database", True)
 
@@ -40,6 +42,6 @@ def probe_broker(url: str, *, timeout_s: float = 2.0) -> ProbeResult:
     try:
         with Connection(url, connect_timeout=timeout_s) as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout_s)
-    except Exception as exc:  # kombu raises transport-specific errors; all mean "down"
+    except (BrokerUnavailable, OSError) as exc:
         return ProbeResult("broker", False, type(exc).__name__)
     return ProbeResult("broker", True)

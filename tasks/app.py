@@ -7,8 +7,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import (
     after_setup_logger,
-    before_task_publish,
     beat_init,
+    before_task_publish,
     task_postrun,
     task_prerun,
     worker_process_init,

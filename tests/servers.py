@@ -48,7 +48,8 @@ def _drop_database(admin_url: str, name: str) -> None:
     connection = psycopg2.connect(admin_url)
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        cursor.execute(statement.format(sql.Identifier(name)))
     connection.close()
 
 

@@ -101,9 +101,7 @@ def test_metrics_label_requests_by_route_template(probe_app: FastAPI) -> None:
         client.get("/probe/boom/42")
         client.get("/definitely/missing/99")
         text = client.get("/metrics").text
-    assert (
-        'gateway_requests_total{method="GET",path="/probe/boom/{item_id}",status="500"}' in text
-    )
+    assert 'gateway_requests_total{method="GET",path="/probe/boom/{item_id}",status="500"}' in text
     assert 'gateway_request_duration_seconds_count{method="GET",path="/probe/boom/{item_id}"}' in (
         text
     )

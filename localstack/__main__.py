@@ -1,0 +1,30 @@
+"""``python -m localstack`` (``make run``): the whole gateway on this machine, no Docker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from localstack.stack import StackError, run_stack
+from settings import ConfigurationError, load_settings
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[stack] %(message)s", stream=sys.stdout)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 2
+    try:
+        # The children are configured through the environment they inherit.
+        return run_stack(settings, dict(os.environ))
+    except StackError as exc:
+        sys.stderr.write(f"cannot start: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""The local stack: embedded servers (unless URLs are configured), migrations, API, worker,
+beat and Flower, supervised together. Ctrl-C stops everything; data stays in the data folder."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from localstack.processes import ChildProcess
+from localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
+from settings import GatewaySettings, to_sqlalchemy_url
+from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
+
+logger = logging.getLogger("localstack")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_WORKER_TOKEN = "local-worker-token"
+LOCAL_ADMIN_TOKEN = "local-admin-token"
+
+
+class StackError(Exception):
+    """The stack cannot start; the message says why in one line."""
+
+
+@dataclass
+class LocalStack:
+    settings: GatewaySettings
+    env: dict[str, str]
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    children: list[ChildProcess] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def start_servers(self) -> None:
+        data_dir = self.settings.local_data_dir.resolve()
+        if not self.settings.postgres_url:
+            self.postgres = EmbeddedPostgres(data_dir / "postgres")
+            self.env["GATEWAY_POSTGRES_URL"] = self.postgres.start(database="taxlien")
+            logger.info("embedded PostgreSQL in %s (unix socket)", data_dir / "postgres")
+        if not self.settings.redis_url:
+            self.redis = EmbeddedRedis(data_dir / "redis", self.settings.local_redis_port)
+            self.env["GATEWAY_REDIS_URL"] = self.redis.start()
+            logger.info("embedded Redis on %s", self.redis.url)
+        self.env.setdefault("GATEWAY_WORKER_TOKENS", LOCAL_WORKER_TOKEN)
+        self.env.setdefault("GATEWAY_ADMIN_TOKENS", LOCAL_ADMIN_TOKEN)
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            check=True,
+        )
+
+    def scrape_queues(self) -> list[str]:
+        engine = create_engine(to_sqlalchemy_url(self.env["GATEWAY_POSTGRES_URL"]))
+        with engine.connect() as connection:
+            platforms = list(
+                connection.execute(
+                    text("SELECT name FROM platforms WHERE is_enabled ORDER BY name")
+                ).scalars()
+            )
+        engine.dispose()
+        return scrape_queue_names(platforms)
+
+    def start_processes(self) -> None:
+        settings = self.settings
+        queues = [*self.scrape_queues(), INGEST_QUEUE, MAINTENANCE_QUEUE]
+        celery = [sys.executable, "-m", "celery", "-A", "tasks.app"]
+        beat_schedule = settings.local_data_dir.resolve() / "celerybeat-schedule"
+        self.children = [
+            ChildProcess("api", [sys.executable, "-m", "gateway_api"]),
+            ChildProcess(
+                "worker",
+                [*celery, "worker", "-E", "-Q", ",".join(queues), "-n", "local@%h",
+                 "--loglevel", settings.log_level],
+            ),
+            ChildProcess("beat", [*celery, "beat", "-s", str(beat_schedule), "--loglevel", "INFO"]),
+            ChildProcess(
+                "flower",
+                [*celery, "flower", f"--address={settings.host}", f"--port={settings.flower_port}",
+                 f"--basic-auth={settings.flower_user}:{settings.flower_password}"],
+            ),
+        ]  # fmt: skip
+        for child in self.children:
+            child.start(env=self.env, cwd=REPO_ROOT)
+
+    def wait_until_api_answers(self, timeout_s: float = 60.0) -> None:
+        url = f"http://{self.settings.host}:{self.settings.port}/health"
+        deadline = time.monotonic() + timeout_s
+        while not self.stopping.is_set():
+            self.raise_if_a_child_died()
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise StackError(f"the API did not answer {url} within {timeout_s:.0f}s")
+            self.stopping.wait(0.25)
+
+    def raise_if_a_child_died(self) -> None:
+        for child in self.children:
+            code = child.exit_code()
+            if code is not None and not self.stopping.is_set():
+                raise StackError(f"{child.name} exited with code {code}; see its lines above")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for child in reversed(self.children):
+            child.terminate()
+        for child in reversed(self.children):
+            child.wait_or_kill(timeout_s=20)
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def check_ports_free(settings: GatewaySettings) -> None:
+    wanted = {"GATEWAY_PORT": settings.port, "GATEWAY_FLOWER_PORT": settings.flower_port}
+    if not settings.redis_url:
+        wanted["GATEWAY_LOCAL_REDIS_PORT"] = settings.local_redis_port
+    for variable, port in wanted.items():
+        if not is_port_free(port):
+            raise StackError(f"port {port} ({variable}) is in use; set {variable} to another port")
+
+
+def print_banner(stack: LocalStack) -> None:
+    s = stack.settings
+    lines = [
+        "Taxlien Gateway is up. Ctrl-C stops everything; data stays in "
+        f"{s.local_data_dir.resolve()}.",
+        f"  API       http://{s.host}:{s.port}  (docs /docs, health /health, metrics /metrics)",
+        f"  Flower    http://{s.host}:{s.flower_port}  (user {s.flower_user})",
+        f"  Postgres  {stack.env['GATEWAY_POSTGRES_URL']}",
+        f"  Redis     {stack.env['GATEWAY_REDIS_URL']}",
+        f"  Worker tokens: {stack.env['GATEWAY_WORKER_TOKENS']}   "
+        f"Admin tokens: {stack.env['GATEWAY_ADMIN_TOKENS']}",
+    ]
+    logger.info("\n".join(lines))
+
+
+def run_stack(settings: GatewaySettings, env: dict[str, str]) -> int:
+    check_ports_free(settings)
+    stack = LocalStack(settings=settings, env=env)
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        stack.stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start_servers()
+        stack.migrate()
+        stack.start_processes()
+        stack.wait_until_api_answers()
+        if not stack.stopping.is_set():
+            print_banner(stack)
+        while not stack.stopping.wait(0.5):
+            stack.raise_if_a_child_died()
+    except StackError as exc:
+        logger.error("%s", exc)
+        return 1
+    finally:
+        stack.stop()
+        logger.info("stopped")
+    return 0

@@ -1,0 +1,89 @@
+"""The README's run command: the whole stack on embedded servers, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localstack.servers import find_free_port
+from tests.celery_workers import REPO_ROOT
+from tests.waiting import wait_for
+
+
+def start_stack(data_dir: Path, ports: dict[str, int], log_path: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        {
+            "GATEWAY_LOCAL_DATA_DIR": str(data_dir),
+            "GATEWAY_RAW_STORAGE_PATH": str(data_dir / "raw"),
+            "GATEWAY_PORT": str(ports["api"]),
+            "GATEWAY_FLOWER_PORT": str(ports["flower"]),
+            "GATEWAY_LOCAL_REDIS_PORT": str(ports["redis"]),
+        }
+    )
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "localstack"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def is_healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def registered_workers(flower: str) -> list[str]:
+    try:
+        response = httpx.get(
+            f"{flower}/api/workers", params={"refresh": "true"},
+            auth=("operator", "operator"), timeout=5,
+        )  # fmt: skip
+    except httpx.HTTPError:
+        return []
+    return list(response.json()) if response.status_code == 200 else []
+
+
+def stop_with_ctrl_c(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=60)
+
+
+@pytest.mark.broker
+def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(tmp_path: Path) -> None:
+    ports = {"api": find_free_port(), "flower": find_free_port(), "redis": find_free_port()}
+    api = f"http://127.0.0.1:{ports['api']}"
+    flower = f"http://127.0.0.1:{ports['flower']}"
+    log_path = tmp_path / "stack.log"
+
+    stack = start_stack(tmp_path / "data", ports, log_path)
+    try:
+        wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API")
+        wait_for(lambda: registered_workers(flower), timeout_s=60, what="a worker in Flower")
+        assert httpx.get(f"{api}/health/ready", timeout=5).json()["status"] == "ready"
+        assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
+    finally:
+        exit_code = stop_with_ctrl_c(stack)
+    log = log_path.read_text()
+    assert exit_code == 0, log
+    assert "Taxlien Gateway is up" in log
+    assert "Traceback" not in log
+
+    restarted = start_stack(tmp_path / "data", ports, log_path)
+    try:
+        wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API again")
+    finally:
+        assert stop_with_ctrl_c(restarted) == 0
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert log_path.read_text().count("Running upgrade  -> 0001") == 1
