@@ -22,6 +22,9 @@ def main() -> None:
 
 def register_commands() -> None:
     """Command groups register here (one import each) so ``main`` stays a plain group."""
+    from cli.queues import show_queues
+
+    main.add_command(show_queues)
 
 
 register_commands()

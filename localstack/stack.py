@@ -14,12 +14,13 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
 from localstack.processes import ChildProcess
 from localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
+from services.queue_topology import worker_queue_names
 from settings import GatewaySettings, to_sqlalchemy_url
-from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
 
 logger = logging.getLogger("localstack")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,20 +62,17 @@ class LocalStack:
             check=True,
         )
 
-    def scrape_queues(self) -> list[str]:
+    def worker_queues(self) -> list[str]:
         engine = create_engine(to_sqlalchemy_url(self.env["GATEWAY_POSTGRES_URL"]))
-        with engine.connect() as connection:
-            platforms = list(
-                connection.execute(
-                    text("SELECT name FROM platforms WHERE is_enabled ORDER BY name")
-                ).scalars()
-            )
-        engine.dispose()
-        return scrape_queue_names(platforms)
+        try:
+            with Session(engine) as session:
+                return worker_queue_names(session)
+        finally:
+            engine.dispose()
 
     def start_processes(self) -> None:
         settings = self.settings
-        queues = [*self.scrape_queues(), INGEST_QUEUE, MAINTENANCE_QUEUE]
+        queues = self.worker_queues()
         celery = [sys.executable, "-m", "celery", "-A", "tasks.app"]
         beat_schedule = settings.local_data_dir.resolve() / "celerybeat-schedule"
         self.children = [

@@ -1,0 +1,85 @@
+"""docker-compose.yml and the Prometheus config, checked by parsing (no Docker engine here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.celery_workers import REPO_ROOT
+
+STACK = {"postgres", "redis", "migrate", "api", "worker", "beat", "flower", "prometheus", "grafana"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def test_compose_runs_the_whole_stack(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == STACK
+
+
+def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    missing = [name for name in STACK - {"migrate"} if "healthcheck" not in services[name]]
+    assert missing == []
+
+
+def test_services_wait_for_healthy_dependencies_and_the_migration(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name in ("api", "worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+        assert depends["redis"]["condition"] == "service_healthy"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_redis_is_append_only_and_never_evicts(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert command[command.index("--appendonly") + 1] == "yes"
+
+
+def test_flower_requires_basic_auth_and_workers_send_events(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "--basic-auth=" in " ".join(services["flower"]["command"])
+    assert " -E " in services["worker"]["command"][-1]
+
+
+def test_prometheus_scrapes_the_api_and_flower() -> None:
+    config = yaml.safe_load((REPO_ROOT / "ops" / "prometheus.yml").read_text())
+    targets = {
+        target for job in config["scrape_configs"] for group in job["static_configs"]
+        for target in group["targets"]
+    }  # fmt: skip
+    assert targets == {"api:8081", "flower:5555"}
+
+
+def test_the_image_installs_the_pinned_requirements() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "pip install -r requirements.txt" in dockerfile
+    assert "USER gateway" in dockerfile
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="the docker-compose client is not installed"
+)
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    env = {
+        "POSTGRES_PASSWORD": "x", "GATEWAY_WORKER_TOKENS": "w", "GATEWAY_ADMIN_TOKENS": "a",
+        "FLOWER_BASIC_AUTH": "u:p", "GRAFANA_ADMIN_PASSWORD": "g", "PATH": "/usr/bin:/bin",
+    }  # fmt: skip
+    result = subprocess.run(
+        ["docker-compose", "-f", str(REPO_ROOT / "docker-compose.yml"), "config", "--quiet"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
