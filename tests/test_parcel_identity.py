@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from services.errors import InvalidInput
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.shared_data import COUNTY_SOURCES, DIXIE_PARCEL_IDS
 
 
 def test_dashed_and_compact_parcel_ids_have_the_same_key() -> None:
@@ -19,7 +17,7 @@ def test_dashed_and_compact_parcel_ids_have_the_same_key() -> None:
 
 
 def test_every_real_dixie_id_keeps_its_digits_and_is_unique() -> None:
-    ids = (SHARED_DATA / "fl_dixie_parcel_ids.txt").read_text().split()
+    ids = DIXIE_PARCEL_IDS.read_text().split()
     keys = {parcel_key(parcel_id) for parcel_id in ids}
     assert len(ids) > 5000
     assert len(keys) == len(set(ids))
@@ -32,7 +30,7 @@ def test_county_spellings_collapse_to_one_slug(spelling: str) -> None:
 
 
 def test_states_from_the_county_source_file_normalise_to_codes() -> None:
-    with (SHARED_DATA / "county_sources.csv").open(newline="") as handle:
+    with COUNTY_SOURCES.open(newline="") as handle:
         rows = [row for row in csv.reader(handle) if row and row[0].strip()]
     states = {normalize_state(row[0]) for row in rows[2:] if row[0].strip() not in ('"', "state")}
     assert states >= {"AZ", "FL"}
