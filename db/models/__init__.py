@@ -2,6 +2,7 @@
 
 from db.models.ledger import ACTIVE_STATUSES, FINAL_STATUSES, Platform, ScrapeTask, TaskStatus
 from db.models.parcels import Parcel, ParcelSnapshot
+from db.models.raw_files import RawFile
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -9,6 +10,7 @@ __all__ = [
     "Parcel",
     "ParcelSnapshot",
     "Platform",
+    "RawFile",
     "ScrapeTask",
     "TaskStatus",
 ]

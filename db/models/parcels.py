@@ -59,6 +59,8 @@ class Parcel(Base):
     delinquent_amount: Mapped[Decimal | None] = mapped_column(Money)
     last_sale_date: Mapped[date | None] = mapped_column(Date)
     last_sale_price: Mapped[Decimal | None] = mapped_column(Money)
+    living_area_sqft: Mapped[int | None] = mapped_column(Integer)
+    acreage: Mapped[Decimal | None] = mapped_column(Numeric(12, 4))
 
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()

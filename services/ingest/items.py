@@ -1,0 +1,196 @@
+"""Validation of result items, one at a time: a bad item is reported, the others go on.
+
+An item is ``{task_id, parcel_id, platform, state, county, data{}, scraped_at,
+parse_duration_ms, raw_html_hash?}``. ``task_id`` may name a task the ledger does not know
+(results can come without a ledger row) but must be a UUID when given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.errors import InvalidInput
+from services.parcel_identity import normalize_county, normalize_state, parcel_key
+
+# A scrape stamped in the future would lock its parcel against every real later scrape.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_PARCEL_ID_CHARS = 128
+_PLATFORM = re.compile(r"^[a-z0-9_]{1,64}$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ItemRejected(ValueError):
+    """One item is invalid; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class ItemError:
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResultItem:
+    task_id: uuid.UUID | None
+    parcel_id: str  # as scraped, for display
+    platform: str
+    state: str
+    county: str
+    parcel_key: str
+    data: dict[str, Any]
+    data_json: str  # canonical JSON of data (sorted keys), what is stored and hashed
+    data_hash: str  # sha256 of data_json
+    scraped_at: datetime  # timezone-aware
+    parse_duration_ms: float | None
+    raw_html_hash: str | None
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.state, self.county, self.parcel_key)
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON for the ingest task; validating it again yields the same item."""
+        return {
+            "task_id": str(self.task_id) if self.task_id else None,
+            "parcel_id": self.parcel_id,
+            "platform": self.platform,
+            "state": self.state,
+            "county": self.county,
+            "data": self.data,
+            "scraped_at": self.scraped_at.isoformat(),
+            "parse_duration_ms": self.parse_duration_ms,
+            "raw_html_hash": self.raw_html_hash,
+        }
+
+
+def validate_result_items(
+    raw_items: Sequence[object], *, now: datetime | None = None
+) -> tuple[list[ResultItem], list[ItemError]]:
+    """Valid items in order, and an error (index, reason) for each rejected one."""
+    now = now or datetime.now(UTC)
+    items: list[ResultItem] = []
+    errors: list[ItemError] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            items.append(validate_result_item(raw, now=now))
+        except ItemRejected as exc:
+            errors.append(ItemError(index=index, reason=str(exc)))
+    return items, errors
+
+
+def validate_result_item(raw: object, *, now: datetime) -> ResultItem:
+    if not isinstance(raw, dict):
+        raise ItemRejected(f"item must be an object, got {type(raw).__name__}")
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        raise ItemRejected("data: must be an object")
+    parcel_id = _parcel_id(raw.get("parcel_id"))
+    data_json, data_hash = _canonical_json(data)
+    try:
+        state = normalize_state(_required_text(raw, "state"))
+        county = normalize_county(_required_text(raw, "county"))
+        key = parcel_key(parcel_id)
+    except InvalidInput as exc:
+        raise ItemRejected(exc.message) from exc
+    return ResultItem(
+        task_id=_task_id(raw.get("task_id")),
+        parcel_id=parcel_id,
+        platform=_platform(raw.get("platform")),
+        state=state,
+        county=county,
+        parcel_key=key,
+        data=data,
+        data_json=data_json,
+        data_hash=data_hash,
+        scraped_at=_scraped_at(raw.get("scraped_at"), now=now),
+        parse_duration_ms=_duration(raw.get("parse_duration_ms")),
+        raw_html_hash=_raw_html_hash(raw.get("raw_html_hash")),
+    )
+
+
+def _canonical_json(data: dict[str, Any]) -> tuple[str, str]:
+    """Sorted-key JSON and its sha256; refuses what PostgreSQL's jsonb would refuse."""
+    try:
+        text = json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        encoded = text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # NaN/Infinity, lone surrogates, odd types
+        raise ItemRejected(f"data: not storable as JSON ({exc})") from exc
+    if "\\u0000" in text:
+        raise ItemRejected("data: contains a NUL character")
+    return text, hashlib.sha256(encoded).hexdigest()
+
+
+def _required_text(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ItemRejected(f"{name}: required text")
+    return value
+
+
+def _parcel_id(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ItemRejected("parcel_id: required text")
+    text = value.strip()
+    if "\x00" in text:
+        raise ItemRejected("parcel_id: contains a NUL character")
+    if len(text) > MAX_PARCEL_ID_CHARS:
+        raise ItemRejected(f"parcel_id: longer than {MAX_PARCEL_ID_CHARS} characters")
+    return text
+
+
+def _task_id(value: object) -> uuid.UUID | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ItemRejected("task_id: must be a UUID string")
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise ItemRejected(f"task_id: {value[:64]!r} is not a UUID") from exc
+
+
+def _platform(value: object) -> str:
+    if not isinstance(value, str) or not _PLATFORM.match(value.strip().lower()):
+        raise ItemRejected("platform: required, letters, digits and underscores (max 64)")
+    return value.strip().lower()
+
+
+def _scraped_at(value: object, *, now: datetime) -> datetime:
+    if not isinstance(value, str):
+        raise ItemRejected("scraped_at: required ISO 8601 timestamp")
+    try:
+        stamp = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ItemRejected(f"scraped_at: {value[:40]!r} is not an ISO 8601 timestamp") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)  # scrapers stamp in UTC
+    if stamp > now + MAX_CLOCK_SKEW:
+        raise ItemRejected(f"scraped_at: {value[:40]!r} is in the future")
+    return stamp
+
+
+def _duration(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ItemRejected("parse_duration_ms: must be a number >= 0")
+    return float(value)
+
+
+def _raw_html_hash(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _SHA256_HEX.match(value.strip().lower()):
+        raise ItemRejected("raw_html_hash: must be a sha256 hex digest (64 characters)")
+    return value.strip().lower()

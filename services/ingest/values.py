@@ -1,0 +1,171 @@
+"""Parsing of scraped strings into typed values.
+
+Every parser returns ``None`` when the value does not parse; callers keep the raw value in
+``data`` and count it. Nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+# Numeric(14, 2): anything at or beyond this would fail the whole batch statement.
+MAX_MONEY = Decimal("999999999999.99")
+MIN_YEAR, MAX_YEAR = 1800, 2100
+
+_MONEY_NOISE = re.compile(r"[\s$,]|usd", re.IGNORECASE)
+_NUMBER_PREFIX = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?")
+_US_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4}|\d{2})$")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?$")
+_MONTH_NAME_DATE = re.compile(r"^([A-Za-z]{3,9})\.? (\d{1,2}),? (\d{4})$")
+_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
+            ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
+            ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}  # fmt: skip
+_TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "x", "delinquent", "unpaid", "due"})
+_FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "current", "paid", "none"})
+
+
+def parse_money(value: object) -> Decimal | None:
+    """``"$1,234.56"``, ``"(1,234.56)"`` (negative), ``"-$5"``, ``"1234"``, ``1234.5``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _bounded_money(Decimal(str(value)))
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    is_negative = text.startswith("(") and text.endswith(")")
+    if is_negative:
+        text = text[1:-1]
+    text = _MONEY_NOISE.sub("", text)
+    if text.startswith("-"):
+        is_negative, text = not is_negative, text[1:]
+    if not text or not (text[0].isdigit() or text[0] == "."):
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not amount.is_finite():
+        return None
+    return _bounded_money(-amount if is_negative else amount)
+
+
+def _bounded_money(amount: Decimal) -> Decimal | None:
+    if not amount.is_finite() or abs(amount) > MAX_MONEY:
+        return None
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_number(value: object) -> Decimal | None:
+    """The leading number of ``"1,850 sqft"``, ``"0.52 ac"``, ``"2,000"``, ``1850``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = Decimal(str(value))
+        return number if number.is_finite() else None
+    if not isinstance(value, str):
+        return None
+    match = _NUMBER_PREFIX.match(value.strip())
+    digits = match.group(0).replace(",", "") if match else ""
+    if not digits or digits in ("-", "+", "."):
+        return None
+    try:
+        return Decimal(digits)
+    except InvalidOperation:
+        return None
+
+
+def parse_int(value: object, *, low: int, high: int) -> int | None:
+    """A whole number within ``[low, high]`` (``"2,024"`` → 2024; ``"2024.0"`` → 2024)."""
+    number = parse_number(value)
+    if number is None or number != number.to_integral_value():
+        return None
+    whole = int(number)
+    return whole if low <= whole <= high else None
+
+
+def parse_date(value: object) -> date | None:
+    """``"12/31/2024"``, ``"12-31-24"``, ``"2024-12-31"`` (or ISO datetime), ``"Dec 31, 2024"``."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if match := _US_DATE.match(text):
+        month, day, year = int(match[1]), int(match[2]), int(match[3])
+        if len(match[3]) == 2:
+            year += 2000 if year < 70 else 1900
+    elif match := _ISO_DATE.match(text):
+        year, month, day = int(match[1]), int(match[2]), int(match[3])
+    elif match := _MONTH_NAME_DATE.match(text):
+        month_number = _MONTHS.get(match[1].lower())
+        if month_number is None:
+            return None
+        month, day, year = month_number, int(match[2]), int(match[3])
+    else:
+        return None
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def parse_bool(value: object) -> bool | None:
+    """``yes/no``, ``y/n``, ``true/false``, ``1/0``, ``delinquent/current``, ``paid/unpaid``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if not isinstance(value, str):
+        return None
+    word = value.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    return None
+
+
+def parse_zip(value: object) -> str | None:
+    """``"32680"``, ``"32680-1234"``, ``"326801234"`` (→ ``"32680-1234"``), ``32680``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value:05d}"
+    if not isinstance(value, str):
+        return None
+    match = _ZIP.match(value.strip())
+    if match is None:
+        return None
+    return f"{match[1]}-{match[2]}" if match[2] else match[1]
+
+
+def parse_text(value: object) -> str | None:
+    """A non-empty string with its whitespace collapsed; numbers become their text."""
+    if isinstance(value, str):
+        text = " ".join(value.split())
+        return text or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An ISO 8601 timestamp (``Z`` accepted)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
