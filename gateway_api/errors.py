@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,13 +38,15 @@ def error_response(
     message: str,
     *,
     details: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = jsonable_encoder(details)
     return JSONResponse(
-        {"error": error, "request_id": get_request_id()}, status_code=status_code, headers=headers
+        {"error": error, "request_id": get_request_id()},
+        status_code=status_code,
+        headers=dict(headers) if headers else None,
     )
 
 
