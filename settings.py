@@ -10,10 +10,50 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+
+
+# --- public API /v1: tiers (features are the daily quota counters) ----------------------------
+PUBLIC_FEATURES = ("search", "detail", "top_lists", "history")
+
+
+class PublicTierPolicy(BaseModel):
+    """A tier's token bucket (refill per minute, capacity ``burst``) and daily quotas per
+    feature: ``None`` is unlimited, ``0`` means the tier does not include the feature."""
+
+    per_minute: int = Field(ge=1)
+    burst: int = Field(ge=1)
+    daily: dict[str, int | None]
+
+    @field_validator("daily")
+    @classmethod
+    def _check_features(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        unknown = sorted(set(value) - set(PUBLIC_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; known: {list(PUBLIC_FEATURES)}")
+        if any(limit is not None and limit < 0 for limit in value.values()):
+            raise ValueError("daily quotas must be >= 0 (or null for unlimited)")
+        return {feature: value.get(feature, 0) for feature in PUBLIC_FEATURES}
+
+
+def default_public_tiers() -> dict[str, PublicTierPolicy]:
+    """Lowest to highest; the order decides which tier a 403 suggests."""
+
+    def tier(per_minute: int, burst: int, *daily: int | None) -> PublicTierPolicy:
+        return PublicTierPolicy(
+            per_minute=per_minute, burst=burst, daily=dict(zip(PUBLIC_FEATURES, daily, strict=True))
+        )
+
+    return {
+        "anonymous": tier(10, 5, 100, 200, 20, 0),
+        "free": tier(30, 10, 1_000, 2_000, 100, 100),
+        "starter": tier(60, 20, 10_000, 20_000, 1_000, 1_000),
+        "premium": tier(120, 50, 100_000, 200_000, 10_000, 10_000),
+        "enterprise": tier(600, 100, None, None, None, None),
+    }
 
 
 class ConfigurationError(Exception):
@@ -54,6 +94,20 @@ class GatewaySettings(BaseSettings):
     retry_backoff_base_s: int = Field(default=30, ge=0)
     max_retries: int = Field(default=3, ge=0)
 
+    # --- dispatch (issue 3: ledger, leasing, periodic dispatch jobs) ----------------------
+    # How long a Celery worker holds a task it runs before the reaper counts it as lost;
+    # unset: the hard time limit plus a minute (the child is killed at the time limit anyway).
+    celery_run_lease_s: int | None = Field(default=None, ge=1)
+    work_poll_interval_s: float = Field(default=0.25, gt=0, le=5)
+    work_retry_after_s: int = Field(default=5, ge=0)
+    # Queued rows older than this whose message is missing from the queue are re-published.
+    vanished_grace_s: int = Field(default=120, ge=1)
+    unpublished_grace_s: int = Field(default=10, ge=0)
+    redrive_rate_per_s: float = Field(default=10.0, gt=0)
+    dispatch_job_interval_s: float = Field(default=10.0, gt=0)
+    # The demo scraper's pretend page-load time (tests use it to kill a worker mid-task).
+    demo_scrape_delay_s: float = Field(default=0.0, ge=0)
+
     # --- operations ----------------------------------------------------------------------
     flower_port: int = Field(default=5555, ge=1, le=65535)
     flower_user: str = "operator"
@@ -90,11 +144,26 @@ class GatewaySettings(BaseSettings):
             return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
 
+    # --- public API /v1 (issue 5) ---------------------------------------------------------
+    # JSON in GATEWAY_PUBLIC_TIERS replaces the whole table; "anonymous" (no key) is required.
+    public_tiers: dict[str, PublicTierPolicy] = Field(default_factory=default_public_tiers)
+    # A runaway search is cancelled rather than allowed to hold a connection.
+    public_search_timeout_ms: int = Field(default=3000, ge=100)
+    # last_used_at of an API key is written at most this often (not on every request).
+    public_key_touch_interval_s: int = Field(default=60, ge=1)
+
     @field_validator("worker_tokens", "admin_tokens", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("public_tiers")
+    @classmethod
+    def _check_public_tiers(cls, value: dict[str, PublicTierPolicy]) -> dict[str, PublicTierPolicy]:
+        if "anonymous" not in value:
+            raise ValueError("needs an 'anonymous' tier (requests without an API key)")
         return value
 
     @field_validator("postgres_url")

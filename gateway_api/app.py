@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from db.session import configure_engine
 from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
+from gateway_api.public_api import install_public_api
 from gateway_api.routes import health
 from observability.logs import configure_logging
 from settings import get_settings
@@ -24,6 +25,7 @@ def create_app() -> FastAPI:
         description="Task distribution for the parcel-scraping fleet and public parcel search.",
     )
     install_error_handlers(app)
+    install_public_api(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     return app

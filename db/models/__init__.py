@@ -1,12 +1,16 @@
 """All models, imported so ``Base.metadata`` is complete for Alembic and the tests."""
 
+from db.models.api_keys import ApiKey
 from db.models.ledger import ACTIVE_STATUSES, FINAL_STATUSES, Platform, ScrapeTask, TaskStatus
+from db.models.parcel_search import SEARCH_INDEXES
 from db.models.parcels import Parcel, ParcelSnapshot
 from db.models.raw_files import RawFile
 
 __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "SEARCH_INDEXES",
+    "ApiKey",
     "Parcel",
     "ParcelSnapshot",
     "Platform",

@@ -1,0 +1,163 @@
+"""Access control for ``/v1``: who is calling (API key or client IP), their token bucket,
+their daily quotas, and the ``X-RateLimit-*`` headers on every ``/v1`` response.
+
+``/health`` and ``/metrics`` never pass through here, so they are never limited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+
+import redis
+from fastapi import Depends, Header, Request
+from prometheus_client import Counter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from db.models import ApiKey
+from gateway_api.deps import SessionDep
+from services.errors import Forbidden, RateLimited, Unauthorized
+from services.public.api_keys import authenticate_api_key
+from services.public.quotas import QuotaCounter, QuotaError
+from services.public.rate_limits import BucketDecision, RateLimiter
+from services.public.search_filters import invalid_parameter
+from services.public.tiers import ANONYMOUS_TIER, Feature, Tier, get_tier
+from settings import get_settings
+
+RATE_LIMIT_HITS = Counter(
+    "gateway_rate_limit_hits_total",
+    "Public API calls refused by a limit (rate: token bucket, quota: daily quota used up, "
+    "tier: feature not in the tier)",
+    ["tier", "limit"],
+)
+_STATE_KEY = "public_rate_limit"
+
+
+@dataclass(frozen=True)
+class PublicClient:
+    identity: str  # "key:<id>" or "ip:<address>": what buckets and quotas are counted by
+    tier: Tier
+    api_key: ApiKey | None
+
+
+@lru_cache(maxsize=1)
+def get_redis() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().cache_url, socket_timeout=2.0)
+
+
+@lru_cache(maxsize=1)
+def get_rate_limiter() -> RateLimiter:
+    return RateLimiter(get_redis())
+
+
+@lru_cache(maxsize=1)
+def get_quota_counter() -> QuotaCounter:
+    return QuotaCounter(get_redis())
+
+
+def _take_token(request: Request, identity: str, tier: Tier) -> None:
+    decision = get_rate_limiter().take(identity, tier)
+    request.state.public_rate_limit = decision
+    if not decision.is_allowed:
+        RATE_LIMIT_HITS.labels(tier.name, "rate").inc()
+        error = RateLimited(
+            f"rate limit of tier {tier.name!r} ({tier.per_minute}/min, burst {tier.burst}) "
+            f"reached; retry in {decision.retry_after_s} s",
+            details={"tier": tier.name, "retry_after_s": decision.retry_after_s},
+        )
+        error.headers = {"Retry-After": str(decision.retry_after_s)}  # type: ignore[attr-defined]
+        raise error
+
+
+def require_public_client(
+    request: Request,
+    session: SessionDep,
+    x_api_key: Annotated[str | None, Header(description="Your API key; none = anonymous")] = None,
+) -> PublicClient:
+    address = request.client.host if request.client else "unknown"
+    if not x_api_key:
+        client = PublicClient(f"ip:{address}", get_tier(ANONYMOUS_TIER), None)
+        _take_token(request, client.identity, client.tier)
+        return client
+    try:
+        record = authenticate_api_key(
+            session, x_api_key, touch_interval_s=get_settings().public_key_touch_interval_s
+        )
+    except Unauthorized:
+        # A bad key costs the caller's IP an anonymous token: key guessing is rate limited.
+        _take_token(request, f"ip:{address}", get_tier(ANONYMOUS_TIER))
+        raise
+    client = PublicClient(f"key:{record.id}", get_tier(record.tier), record)
+    _take_token(request, client.identity, client.tier)
+    return client
+
+
+PublicClientDep = Annotated[PublicClient, Depends(require_public_client)]
+
+
+def quota_for(feature: Feature) -> Callable[..., Iterator[None]]:
+    """A dependency taking one unit of today's ``feature`` quota, given back if the call fails."""
+
+    def use_quota(client: PublicClientDep) -> Iterator[None]:
+        counter = get_quota_counter()
+        try:
+            reservation = counter.reserve(client.identity, client.tier, feature)
+        except Forbidden as exc:
+            limit = "quota" if isinstance(exc, QuotaError) else "tier"
+            RATE_LIMIT_HITS.labels(client.tier.name, limit).inc()
+            raise
+        try:
+            yield
+        except BaseException:
+            counter.refund(reservation)
+            raise
+
+    return use_quota
+
+
+def quota_dependency(feature: Feature) -> Any:
+    return Depends(quota_for(feature), scope="function")
+
+
+def allow_query_parameters(*allowed: str) -> Any:
+    """A dependency refusing (422) any query parameter not in ``allowed``."""
+
+    def check_query_parameters(request: Request) -> None:
+        for name in request.query_params:
+            if name not in allowed:
+                raise invalid_parameter(name, "unknown parameter")
+
+    return Depends(check_query_parameters)
+
+
+def rate_limit_headers(decision: BucketDecision) -> list[tuple[bytes, bytes]]:
+    values = {
+        "X-RateLimit-Limit": decision.limit_per_minute,
+        "X-RateLimit-Remaining": decision.remaining,
+        "X-RateLimit-Reset": decision.reset_s,
+        "X-RateLimit-Burst": decision.burst,
+    }
+    return [(name.encode(), str(value).encode()) for name, value in values.items()]
+
+
+class RateLimitHeadersMiddleware:
+    """Copies the bucket state a ``/v1`` dependency recorded onto the response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+
+        async def send_with_headers(message: Message) -> None:
+            decision = state.get(_STATE_KEY)
+            if message["type"] == "http.response.start" and decision is not None:
+                message["headers"] = [*message.get("headers", []), *rate_limit_headers(decision)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,81 @@
+"""``/v1/top-lists``: named rankings (highest due, due to value, recently delinquent)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from gateway_api.deps import SessionDep
+from gateway_api.public_access import quota_dependency, require_public_client
+from gateway_api.public_schemas import SearchPageOut
+from gateway_api.routes.v1_search import County, Cursor, Limit, State
+from services.public import search as parcel_search
+from services.public.search_filters import make_filters
+from services.public.tiers import Feature
+from services.public.top_lists import STRATEGIES, get_strategy, top_list
+from settings import get_settings
+
+router = APIRouter(
+    prefix="/v1/top-lists", tags=["public"], dependencies=[Depends(require_public_client)]
+)
+
+
+class TopListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: State = None
+    county: County = None
+    limit: Limit = parcel_search.DEFAULT_LIMIT
+    cursor: Cursor = None
+
+
+class StrategyOut(BaseModel):
+    name: str
+    description: str
+    sort: str
+
+
+class StrategiesOut(BaseModel):
+    strategies: list[StrategyOut]
+
+
+class TopListOut(SearchPageOut):
+    strategy: str
+
+
+@router.get("")
+def list_top_lists() -> StrategiesOut:
+    """The available top-list strategies."""
+    return StrategiesOut(
+        strategies=[
+            StrategyOut(name=s.name, description=s.description, sort=s.sort.text)
+            for s in STRATEGIES.values()
+        ]
+    )
+
+
+def _known_strategy(strategy: str) -> str:
+    # Checked before the quota is touched: an unknown strategy is a 404 that costs nothing.
+    return get_strategy(strategy).name
+
+
+@router.get(
+    "/{strategy}",
+    dependencies=[Depends(_known_strategy), quota_dependency(Feature.TOP_LISTS)],
+    responses={404: {"description": "Unknown strategy; the message lists the valid ones"}},
+)
+def get_top_list(
+    strategy: str, query: Annotated[TopListQuery, Query()], session: SessionDep
+) -> TopListOut:
+    """One page of a top list, optionally within a state or county."""
+    page = top_list(
+        session,
+        strategy,
+        scope=make_filters(state=query.state, county=query.county),
+        limit=query.limit,
+        cursor=query.cursor,
+        timeout_ms=get_settings().public_search_timeout_ms,
+    )
+    return TopListOut(**SearchPageOut.from_page(page).model_dump(), strategy=strategy)

@@ -1,0 +1,62 @@
+"""``/v1/usage``: the caller's tier, limits, and today's counts per feature."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from gateway_api.public_access import (
+    PublicClientDep,
+    allow_query_parameters,
+    get_quota_counter,
+)
+from services.public.quotas import next_reset_at
+
+router = APIRouter(prefix="/v1", tags=["public"])
+
+
+class RateLimitOut(BaseModel):
+    per_minute: int
+    burst: int
+    remaining: int = Field(description="Tokens left now (after this call)")
+
+
+class FeatureUsageOut(BaseModel):
+    feature: str
+    daily_limit: int | None = Field(description="null = unlimited; 0 = not in this tier")
+    used_today: int
+    remaining_today: int | None
+
+
+class UsageOut(BaseModel):
+    tier: str
+    api_key_prefix: str | None = Field(description="null when anonymous")
+    rate_limit: RateLimitOut
+    features: list[FeatureUsageOut]
+    resets_at: datetime = Field(description="When today's counts start again (UTC midnight)")
+
+
+@router.get("/usage", dependencies=[allow_query_parameters()])
+def get_usage(client: PublicClientDep, request: Request) -> UsageOut:
+    """Your tier, its limits, and what you have used and have left today."""
+    decision = request.state.public_rate_limit
+    usages = get_quota_counter().usage(client.identity, client.tier)
+    return UsageOut(
+        tier=client.tier.name,
+        api_key_prefix=client.api_key.prefix if client.api_key else None,
+        rate_limit=RateLimitOut(
+            per_minute=client.tier.per_minute, burst=client.tier.burst, remaining=decision.remaining
+        ),
+        features=[
+            FeatureUsageOut(
+                feature=usage.feature.value,
+                daily_limit=usage.daily_limit,
+                used_today=usage.used,
+                remaining_today=usage.remaining,
+            )
+            for usage in usages
+        ],
+        resets_at=next_reset_at(),
+    )

@@ -1,0 +1,1 @@
+"""The public ``/v1`` API's domain: API keys, tiers, rate limits, quotas, search, top lists."""

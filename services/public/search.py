@@ -1,0 +1,204 @@
+"""Parcel search: typed filters, four sort keys, keyset pagination with a total order.
+
+The order is (sort value, id), both in the requested direction, so every row has exactly one
+place and a cursor (last value, last id) starts the next page right after it; rows inserted,
+updated or deleted elsewhere never shift a page (no duplicates, no gaps, unlike OFFSET).
+Rows whose sort value is NULL come last in either direction: the walk first covers non-NULL
+values through the keyset index, then the NULL ones by id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select, text, tuple_
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from db.models import Parcel
+from db.models.parcel_search import due_to_value_ratio
+from services.errors import InvalidInput, ServiceUnavailable
+from services.public.cursors import Cursor, decode_cursor, encode_cursor, fingerprint_of
+from services.public.search_filters import SearchFilters, filter_conditions
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+_QUERY_CANCELED = "57014"
+
+
+class SortKey(enum.StrEnum):
+    TOTAL_DUE = "total_due"
+    ASSESSED_VALUE = "assessed_value"
+    DUE_TO_VALUE = "due_to_value"
+    UPDATED_AT = "updated_at"
+
+
+SORT_CHOICES = [f"{sign}{key.value}" for key in SortKey for sign in ("-", "")]
+
+
+@dataclass(frozen=True)
+class SearchSort:
+    key: SortKey
+    is_descending: bool = True
+
+    @property
+    def text(self) -> str:
+        return f"{'-' if self.is_descending else ''}{self.key.value}"
+
+    @classmethod
+    def parse(cls, value: str) -> SearchSort:
+        """``total_due`` ascending, ``-total_due`` descending."""
+        name = value.removeprefix("-")
+        try:
+            key = SortKey(name)
+        except ValueError:
+            message = f"unknown sort {value!r}; choose from {SORT_CHOICES}"
+            raise InvalidInput(
+                f"sort: {message}", details=[{"field": "sort", "message": message}]
+            ) from None
+        return cls(key=key, is_descending=value.startswith("-"))
+
+
+DEFAULT_SORT = SearchSort(SortKey.UPDATED_AT, is_descending=True)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    parcel: Parcel
+    due_to_value: Decimal | None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    items: list[SearchHit]
+    next_cursor: str | None
+    sort: SearchSort
+    limit: int
+
+
+def sort_expression(key: SortKey) -> ColumnElement[Any]:
+    """The expression each keyset index is built on (see ``db/models/parcel_search.py``)."""
+    columns: dict[SortKey, ColumnElement[Any]] = {
+        SortKey.TOTAL_DUE: Parcel.total_due,  # type: ignore[dict-item]
+        SortKey.ASSESSED_VALUE: Parcel.assessed_value,  # type: ignore[dict-item]
+        SortKey.DUE_TO_VALUE: due_to_value_ratio(),
+        SortKey.UPDATED_AT: Parcel.updated_at,  # type: ignore[dict-item]
+    }
+    return columns[key]
+
+
+def search_parcels(
+    session: Session,
+    filters: SearchFilters,
+    *,
+    sort: SearchSort = DEFAULT_SORT,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    include_nulls: bool = True,
+    timeout_ms: int | None = None,
+) -> SearchPage:
+    """One page of parcels matching ``filters`` (already normalised) in ``sort`` order."""
+    if not 1 <= limit <= MAX_LIMIT:
+        message = f"must be between 1 and {MAX_LIMIT}"
+        raise InvalidInput(f"limit: {message}", details=[{"field": "limit", "message": message}])
+    fingerprint = fingerprint_of(
+        {**dataclasses.asdict(filters), "sort": sort.text, "nulls": include_nulls}
+    )
+    position = decode_cursor(cursor, fingerprint=fingerprint) if cursor else None
+    if timeout_ms is not None:
+        session.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+    try:
+        rows = _fetch_page(session, filters, sort, position, limit, include_nulls=include_nulls)
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) == _QUERY_CANCELED:
+            raise ServiceUnavailable(
+                f"the search took longer than {timeout_ms} ms; narrow it with state or county"
+            ) from exc
+        raise
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if has_more:
+        _, _, last_value = rows[-1]
+        next_cursor = encode_cursor(
+            Cursor(_value_text(last_value), last_id=rows[-1][0].id, fingerprint=fingerprint)
+        )
+    hits = [SearchHit(parcel=parcel, due_to_value=ratio) for parcel, ratio, _ in rows]
+    return SearchPage(items=hits, next_cursor=next_cursor, sort=sort, limit=limit)
+
+
+Row = tuple[Parcel, Decimal | None, object]
+
+
+def _fetch_page(
+    session: Session,
+    filters: SearchFilters,
+    sort: SearchSort,
+    position: Cursor | None,
+    limit: int,
+    *,
+    include_nulls: bool,
+) -> list[Row]:
+    expression = sort_expression(sort.key)
+    base = select(
+        Parcel, due_to_value_ratio().label("due_to_value"), expression.label("sort_value")
+    ).where(*filter_conditions(filters))
+    rows: list[Row] = []
+    if position is None or position.value is not None:
+        rows = _run(session, _valued_query(base, expression, sort, position), limit + 1)
+    if len(rows) <= limit and include_nulls:
+        after_id = position.last_id if position is not None and position.value is None else None
+        nulls = _nulls_query(base, expression, sort, after_id)
+        rows += _run(session, nulls, limit + 1 - len(rows))
+    return rows
+
+
+def _valued_query(
+    base: Select[Any], expression: ColumnElement[Any], sort: SearchSort, position: Cursor | None
+) -> Select[Any]:
+    query = base.where(expression.is_not(None))
+    if position is not None and position.value is not None:
+        boundary = tuple_(_parse_value(sort.key, position.value), position.last_id)
+        keyset = tuple_(expression, Parcel.id)
+        query = query.where(keyset < boundary if sort.is_descending else keyset > boundary)
+    if sort.is_descending:
+        return query.order_by(expression.desc(), Parcel.id.desc())
+    return query.order_by(expression.asc(), Parcel.id.asc())
+
+
+def _nulls_query(
+    base: Select[Any], expression: ColumnElement[Any], sort: SearchSort, after_id: int | None
+) -> Select[Any]:
+    query = base.where(expression.is_(None))
+    if after_id is not None:
+        query = query.where(Parcel.id < after_id if sort.is_descending else Parcel.id > after_id)
+    return query.order_by(Parcel.id.desc() if sort.is_descending else Parcel.id.asc())
+
+
+def _run(session: Session, query: Select[Any], count: int) -> list[Row]:
+    return [(row[0], row[1], row[2]) for row in session.execute(query.limit(count))]
+
+
+def _value_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _parse_value(key: SortKey, value: str) -> object:
+    try:
+        if key is SortKey.UPDATED_AT:
+            return datetime.fromisoformat(value)
+        return Decimal(value)
+    except (ValueError, InvalidOperation) as exc:
+        message = "cursor is malformed"
+        raise InvalidInput(
+            f"cursor: {message}", details=[{"field": "cursor", "message": message}]
+        ) from exc
