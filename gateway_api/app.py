@@ -8,7 +8,7 @@ from db.session import configure_engine
 from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
-from gateway_api.routes import health
+from gateway_api.routes import health, results
 from observability.logs import configure_logging
 from settings import get_settings
 
@@ -28,4 +28,5 @@ def create_app() -> FastAPI:
     install_public_api(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(results.router)
     return app

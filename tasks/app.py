@@ -21,7 +21,7 @@ from settings import get_settings
 
 app = Celery("taxlien")
 app.config_from_object("celeryconfig")
-app.conf.include = ["tasks.maintenance"]
+app.conf.include = ["tasks.maintenance", "tasks.ingest"]
 
 
 @worker_process_init.connect

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -13,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from db.models import Parcel, ParcelSnapshot, ScrapeTask, TaskStatus
 from services.ingest import ingest_result_items
+from tests.shared_data import DIXIE_PARCEL_IDS
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
@@ -155,7 +154,7 @@ def test_dashed_and_compact_ids_and_county_spellings_are_one_parcel(db_session: 
 
 
 def test_real_dixie_ids_in_two_spellings_land_on_the_same_parcels(db_session: Session) -> None:
-    ids = (SHARED_DATA / "fl_dixie_parcel_ids.txt").read_text().split()[:300]
+    ids = DIXIE_PARCEL_IDS.read_text().split()[:300]
     dashed = ["-".join([pid[:2], pid[2:6], pid[6:]]) for pid in ids]
 
     ingest_result_items(db_session, [result_item(pid, county="DIXIE") for pid in ids])

@@ -235,6 +235,8 @@ def _escape(value: str) -> str:
 
 def _copy_lines(session: Session, lines: list[str]) -> None:
     buffer = io.StringIO("\n".join(lines) + "\n")
-    raw_connection = session.connection().connection
-    with raw_connection.cursor() as cursor:
-        cursor.copy_expert(_COPY_STAGING, buffer)
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.copy_expert(_COPY_STAGING, buffer)  # psycopg2: COPY FROM STDIN
+    finally:
+        cursor.close()

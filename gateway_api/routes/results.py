@@ -1,0 +1,137 @@
+"""``POST /internal/results``: items validated one by one, the valid ones queued for ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from functools import lru_cache
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from prometheus_client import REGISTRY
+from pydantic import BaseModel
+
+from gateway_api.auth import WorkerDep
+from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
+from services.ingest import ResultItem, validate_result_items
+from services.ingest.items import ItemError
+from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts
+from settings import get_settings
+from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
+
+router = APIRouter(prefix="/internal", tags=["worker"])
+_POLL_INTERVAL_S = 0.05
+
+
+@lru_cache(maxsize=1)
+def metrics_redis() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().cache_url)
+
+
+REGISTRY.register(IngestMetricsCollector(metrics_redis))
+
+
+class ResultItemError(BaseModel):
+    index: int
+    reason: str
+
+
+class ResultsAccepted(BaseModel):
+    accepted: int
+    failed: int
+    errors: list[ResultItemError]
+    # Only with ?wait=: outcome of the accepted items whose ingest finished in time.
+    inserted: int | None = None
+    updated: int | None = None
+    unchanged: int | None = None
+    stale: int | None = None
+    pending: int | None = None  # accepted items whose outcome is not known yet
+
+
+@router.post(
+    "/results", status_code=202, response_model=ResultsAccepted, response_model_exclude_none=True
+)
+async def post_results(
+    request: Request,
+    worker: WorkerDep,
+    wait: Annotated[float, Query(ge=0, description="Seconds to wait for the ingest outcome")] = 0,
+) -> ResultsAccepted:
+    """Accept scraped results: each item validated alone, valid ones queued before the answer."""
+    settings = get_settings()
+    body = await read_capped_body(request, limit=settings.results_max_body_bytes)
+    items, errors = await run_in_threadpool(_validate_body, body)
+    task_ids, chunks = await run_in_threadpool(_publish, items, settings.ingest_chunk_size)
+    answer = ResultsAccepted(
+        accepted=len(items),
+        failed=len(errors),
+        errors=[ResultItemError(index=e.index, reason=e.reason) for e in errors],
+    )
+    if wait > 0 and task_ids:
+        outcomes = await _wait_for_outcomes(task_ids, min(wait, settings.results_max_wait_s))
+        waiting = set(outcomes.unfinished) | set(outcomes.failed)
+        answer = answer.model_copy(
+            update={
+                **outcomes.totals,
+                "pending": sum(len(chunks[t]) for t in task_ids if t in waiting),
+            }
+        )
+    return answer
+
+
+async def read_capped_body(request: Request, *, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    return bytes(received)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _validate_body(body: bytes) -> tuple[list[ResultItem], list[ItemError]]:
+    try:
+        raw_items = json.loads(body, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError and bad UTF-8 are both ValueErrors
+        raise InvalidInput(f"body: not valid JSON ({exc})") from exc
+    if not isinstance(raw_items, list):
+        raise InvalidInput("body: must be a JSON array of result items")
+    items, errors = validate_result_items(raw_items)
+    if errors:
+        record_ingest_counts(metrics_redis(), {"rejected": len(errors)}, {})
+    return items, errors
+
+
+def _publish(
+    items: list[ResultItem], chunk_size: int
+) -> tuple[list[str], dict[str, list[ResultItem]]]:
+    payloads = [item.to_payload() for item in items]
+    try:
+        task_ids = publish_result_chunks(payloads, chunk_size=chunk_size)
+    except BrokerUnavailable as exc:
+        raise ServiceUnavailable(
+            "ingest queue unavailable; resend the whole request (ingest is idempotent)"
+        ) from exc
+    chunks = {
+        task_id: items[n * chunk_size : (n + 1) * chunk_size] for n, task_id in enumerate(task_ids)
+    }
+    return task_ids, chunks
+
+
+async def _wait_for_outcomes(task_ids: list[str], timeout_s: float) -> ChunkOutcomes:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outcomes = await run_in_threadpool(read_ingest_outcomes, task_ids)
+        if not outcomes.unfinished or time.monotonic() >= deadline:
+            return outcomes
+        await asyncio.sleep(_POLL_INTERVAL_S)
