@@ -58,3 +58,22 @@ if _settings.is_redis_broker:
     }
 
 beat_schedule: dict[str, dict[str, object]] = {}
+
+# Dispatch (issue 3): re-publish what the broker lacks, reap lost leases. Each message expires
+# after one interval, so ticks missed while no worker runs do not pile up.
+_dispatch_interval_s = _settings.dispatch_job_interval_s
+beat_schedule.update(
+    {
+        name: {
+            "task": name,
+            "schedule": _dispatch_interval_s,
+            "options": {"expires": _dispatch_interval_s},
+        }
+        for name in (
+            "maintenance.republish_unpublished",
+            "maintenance.republish_due_retries",
+            "maintenance.republish_vanished",
+            "maintenance.reap_leases",
+        )
+    }
+)

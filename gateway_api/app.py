@@ -5,10 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from db.session import configure_engine
+from gateway_api.dispatch_metrics import install_dispatch_metrics
 from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
-from gateway_api.routes import health, results
+from gateway_api.routes import (
+    admin_dead_letters,
+    admin_tasks,
+    admin_workers,
+    health,
+    heartbeat,
+    results,
+    task_leases,
+    work,
+)
 from observability.logs import configure_logging
 from settings import get_settings
 
@@ -29,4 +39,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(results.router)
+    for router in (work, task_leases, heartbeat, admin_tasks, admin_dead_letters, admin_workers):
+        app.include_router(router.router)
+    install_dispatch_metrics()
     return app

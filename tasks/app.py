@@ -21,7 +21,7 @@ from settings import get_settings
 
 app = Celery("taxlien")
 app.config_from_object("celeryconfig")
-app.conf.include = ["tasks.maintenance", "tasks.ingest"]
+app.conf.include = ["tasks.maintenance", "tasks.ingest", "tasks.scrape", "tasks.dispatch_jobs"]
 
 
 @worker_process_init.connect

@@ -1,6 +1,7 @@
 """All models, imported so ``Base.metadata`` is complete for Alembic and the tests."""
 
 from db.models.api_keys import ApiKey
+from db.models.fleet import LEASE_TOKEN_SEQUENCE, Worker, WorkerCommand, WorkerCommandKind
 from db.models.ledger import ACTIVE_STATUSES, FINAL_STATUSES, Platform, ScrapeTask, TaskStatus
 from db.models.parcel_search import SEARCH_INDEXES
 from db.models.parcels import Parcel, ParcelSnapshot
@@ -9,6 +10,7 @@ from db.models.raw_files import RawFile
 __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "LEASE_TOKEN_SEQUENCE",
     "SEARCH_INDEXES",
     "ApiKey",
     "Parcel",
@@ -17,4 +19,7 @@ __all__ = [
     "RawFile",
     "ScrapeTask",
     "TaskStatus",
+    "Worker",
+    "WorkerCommand",
+    "WorkerCommandKind",
 ]

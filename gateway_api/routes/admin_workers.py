@@ -1,0 +1,92 @@
+"""``/admin/workers``: the fleet registry and operators' commands to workers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from gateway_api.auth import AdminDep
+from gateway_api.deps import SessionDep
+from services.dispatch.fleet import list_workers, queue_command
+from settings import get_settings
+
+router = APIRouter(prefix="/admin/workers", tags=["admin"])
+
+
+class WorkerOut(BaseModel):
+    worker_id: str
+    state: str
+    is_paused: bool
+    platforms: list[str]
+    active_tasks: int
+    current_leases: int
+    completed_last_minute: int
+    failed_last_minute: int
+    cpu_percent: float | None
+    memory_percent: float | None
+    last_heartbeat_at: datetime
+    first_seen_at: datetime
+
+
+class WorkerList(BaseModel):
+    workers: list[WorkerOut]
+
+
+class CommandIn(BaseModel):
+    command: Literal["pause", "resume", "shutdown"]
+
+
+class CommandOut(BaseModel):
+    id: int
+    worker_id: str
+    command: str
+    created_at: datetime
+
+
+@router.get("")
+def list_fleet(
+    _: AdminDep, session: SessionDep, state: Literal["alive", "stale"] | None = None
+) -> WorkerList:
+    """Workers known by their heartbeats, alive or stale, with their load and leases."""
+    views = list_workers(
+        session,
+        now=datetime.now(UTC),
+        stale_s=get_settings().heartbeat_stale_s,
+        is_alive=None if state is None else state == "alive",
+    )
+    return WorkerList(
+        workers=[
+            WorkerOut(
+                worker_id=v.worker.worker_id,
+                state="alive" if v.is_alive else "stale",
+                is_paused=v.worker.is_paused,
+                platforms=v.worker.platforms,
+                active_tasks=v.worker.active_tasks,
+                current_leases=v.current_leases,
+                completed_last_minute=v.worker.completed_last_minute,
+                failed_last_minute=v.worker.failed_last_minute,
+                cpu_percent=v.worker.cpu_percent,
+                memory_percent=v.worker.memory_percent,
+                last_heartbeat_at=v.worker.last_heartbeat_at,
+                first_seen_at=v.worker.first_seen_at,
+            )
+            for v in views
+        ]
+    )
+
+
+@router.post("/{worker_id}/commands", status_code=201)
+def post_worker_command(
+    worker_id: str, body: CommandIn, _: AdminDep, session: SessionDep
+) -> CommandOut:
+    """Queue pause / resume / shutdown; the worker's next heartbeat receives it."""
+    command = queue_command(session, worker_id, body.command)
+    return CommandOut(
+        id=command.id,
+        worker_id=command.worker_id,
+        command=command.command,
+        created_at=command.created_at,
+    )

@@ -1,0 +1,154 @@
+"""Lease holders finish their work: complete, fail, extend, and a batch form of complete."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, Field, field_validator
+
+from gateway_api.auth import WorkerDep
+from gateway_api.deps import SessionDep
+from services.dispatch.failures import WORKER_REASONS
+from services.dispatch.leases import complete_lease, complete_leases, extend_lease, fail_lease
+from settings import get_settings
+
+router = APIRouter(prefix="/internal/tasks", tags=["workers"])
+MAX_BATCH = 1000
+
+
+class LeaseRef(BaseModel):
+    lease_token: int | None = Field(default=None, description="fencing token from /internal/work")
+
+
+class CompleteOut(BaseModel):
+    task_id: uuid.UUID
+    status: str
+    already_completed: bool
+
+
+class FailIn(LeaseRef):
+    reason: str
+    message: str = Field(default="", max_length=10_000)
+    retry_suggested: bool = True
+
+    @field_validator("reason")
+    @classmethod
+    def _known_reason(cls, value: str) -> str:
+        if value not in WORKER_REASONS:
+            raise ValueError(f"must be one of {', '.join(sorted(WORKER_REASONS))}")
+        return value
+
+
+class FailOut(BaseModel):
+    should_retry: bool
+    retry_after: int | None
+    moved_to_dlq: bool
+
+
+class ExtendIn(LeaseRef):
+    extend_s: int | None = Field(default=None, ge=1, le=3600)
+
+
+class ExtendOut(BaseModel):
+    task_id: uuid.UUID
+    lease_expires_at: datetime
+
+
+class BatchItem(LeaseRef):
+    task_id: uuid.UUID
+
+
+class BatchCompleteIn(BaseModel):
+    tasks: list[BatchItem] = Field(max_length=MAX_BATCH)
+
+
+class BatchError(BaseModel):
+    task_id: uuid.UUID
+    code: str
+    message: str
+
+
+class BatchCompleteOut(BaseModel):
+    completed: list[uuid.UUID]
+    already_completed: list[uuid.UUID]
+    errors: list[BatchError]
+
+
+@router.post("/complete")
+def complete_tasks(
+    body: BatchCompleteIn, worker: WorkerDep, session: SessionDep
+) -> BatchCompleteOut:
+    """Complete many leases at once; each item succeeds or fails on its own."""
+    done, errors = complete_leases(
+        session,
+        [(item.task_id, item.lease_token) for item in body.tasks],
+        worker_id=worker.worker_id,
+        now=datetime.now(UTC),
+    )
+    return BatchCompleteOut(
+        completed=[d.task_id for d in done if not d.was_already_completed],
+        already_completed=[d.task_id for d in done if d.was_already_completed],
+        errors=[BatchError(task_id=e.task_id, code=e.code, message=e.message) for e in errors],
+    )
+
+
+@router.post("/{task_id}/complete")
+def complete_task(
+    task_id: uuid.UUID,
+    worker: WorkerDep,
+    session: SessionDep,
+    body: Annotated[LeaseRef | None, Body()] = None,
+) -> CompleteOut:
+    """Mark a leased task done; only its lease holder may, and repeating it is harmless."""
+    outcome = complete_lease(
+        session,
+        task_id,
+        worker_id=worker.worker_id,
+        lease_token=body.lease_token if body else None,
+        now=datetime.now(UTC),
+    )
+    return CompleteOut(
+        task_id=task_id, status="succeeded", already_completed=outcome.was_already_completed
+    )
+
+
+@router.post("/{task_id}/fail")
+def fail_task(task_id: uuid.UUID, body: FailIn, worker: WorkerDep, session: SessionDep) -> FailOut:
+    """Report a failed attempt: retried with backoff, or moved to the dead letters."""
+    outcome = fail_lease(
+        session,
+        task_id,
+        worker_id=worker.worker_id,
+        lease_token=body.lease_token,
+        reason=body.reason,
+        message=body.message,
+        retry_suggested=body.retry_suggested,
+        now=datetime.now(UTC),
+    )
+    return FailOut(
+        should_retry=outcome.should_retry,
+        retry_after=outcome.retry_after_s,
+        moved_to_dlq=outcome.moved_to_dlq,
+    )
+
+
+@router.post("/{task_id}/extend")
+def extend_task(
+    task_id: uuid.UUID,
+    worker: WorkerDep,
+    session: SessionDep,
+    body: Annotated[ExtendIn | None, Body()] = None,
+) -> ExtendOut:
+    """Push the lease's expiry out (default: one lease timeout from now)."""
+    expires = extend_lease(
+        session,
+        task_id,
+        worker_id=worker.worker_id,
+        lease_token=body.lease_token if body else None,
+        extend_s=(body.extend_s if body else None) or get_settings().lease_timeout_s,
+        now=datetime.now(UTC),
+    )
+    return ExtendOut(task_id=task_id, lease_expires_at=expires)

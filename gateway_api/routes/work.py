@@ -1,0 +1,123 @@
+"""``GET /internal/work``: lease tasks to an HTTP worker, with an optional long poll."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from db.models import Platform, ScrapeTask
+from db.session import session_scope
+from gateway_api.auth import WorkerDep
+from services.dispatch.envelopes import TASK_TYPE
+from services.dispatch.fleet import is_worker_paused
+from services.errors import InvalidInput
+from settings import get_settings
+from tasks.dispatch_broker import lease_from_broker
+
+router = APIRouter(prefix="/internal", tags=["workers"])
+MAX_WAIT_S = 30.0
+
+
+class WorkTarget(BaseModel):
+    parcel_id: str
+    state: str
+    county: str
+    url: str | None
+
+
+class WorkTask(BaseModel):
+    task_id: uuid.UUID
+    type: str
+    platform: str
+    target: WorkTarget
+    priority: int
+    created_at: datetime
+    attempt: int
+    lease_expires_at: datetime
+    lease_token: int
+
+
+class WorkOut(BaseModel):
+    tasks: list[WorkTask]
+    retry_after: int
+
+
+def work_task(task: ScrapeTask) -> WorkTask:
+    assert task.lease_expires_at is not None and task.lease_token is not None
+    return WorkTask(
+        task_id=task.id,
+        type=TASK_TYPE,
+        platform=task.platform,
+        target=WorkTarget(
+            parcel_id=task.parcel_id, state=task.state, county=task.county, url=task.url
+        ),
+        priority=task.priority,
+        created_at=task.created_at,
+        attempt=task.attempt,
+        lease_expires_at=task.lease_expires_at,
+        lease_token=task.lease_token,
+    )
+
+
+def _split_platforms(raw: list[str]) -> list[str]:
+    names: list[str] = []
+    for value in raw:
+        for name in value.split(","):
+            cleaned = name.strip().lower()
+            if cleaned and cleaned not in names:
+                names.append(cleaned)
+    return names
+
+
+def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
+    """The platforms to lease from (all enabled ones when none named) and the pause flag."""
+    with session_scope() as session:
+        enabled = list(
+            session.scalars(
+                select(Platform.name).where(Platform.is_enabled).order_by(Platform.name)
+            )
+        )
+        is_paused = is_worker_paused(session, worker_id)
+    unknown = [name for name in requested if name not in enabled]
+    if unknown:
+        raise InvalidInput(f"unknown or disabled platform(s): {', '.join(unknown)}")
+    return requested or enabled, is_paused
+
+
+@router.get("/work")
+async def get_work(
+    worker: WorkerDep,
+    platforms: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    capacity: Annotated[int, Query(ge=1, le=100)] = 1,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
+) -> WorkOut:
+    """Lease up to ``capacity`` tasks in strict priority order; ``wait`` long-polls."""
+    settings = get_settings()
+    names, is_paused = await run_in_threadpool(
+        _prepare, worker.worker_id, _split_platforms(platforms)
+    )
+    if is_paused:
+        return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
+    deadline = time.monotonic() + wait
+    while True:
+        leased = await run_in_threadpool(
+            lease_from_broker,
+            platforms=names,
+            capacity=capacity,
+            worker_id=worker.worker_id,
+            lease_timeout_s=settings.lease_timeout_s,
+        )
+        remaining = deadline - time.monotonic()
+        if leased or remaining <= 0:
+            break
+        await asyncio.sleep(min(settings.work_poll_interval_s, remaining))
+    retry_after = 0 if leased else settings.work_retry_after_s
+    return WorkOut(tasks=[work_task(task) for task in leased], retry_after=retry_after)

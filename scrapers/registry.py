@@ -1,0 +1,50 @@
+"""The scraper registry: platform name → scraping function."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Modules that register scrapers on import; a fleet adds its own here or imports them itself.
+SCRAPER_MODULES = ("scrapers.demo",)
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    task_id: str
+    platform: str
+    state: str
+    county: str
+    parcel_id: str
+    url: str | None
+    attempt: int
+
+
+class ScrapeFailed(Exception):
+    """An expected failure: ``reason`` is one of the fail reasons of the worker contract."""
+
+    def __init__(self, reason: str, message: str, *, is_retryable: bool = True) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.is_retryable = is_retryable
+
+
+Scraper = Callable[[ScrapeTarget], dict[str, str]]
+_scrapers: dict[str, Scraper] = {}
+
+
+def register_scraper(platform: str) -> Callable[[Scraper], Scraper]:
+    def decorate(function: Scraper) -> Scraper:
+        _scrapers[platform] = function
+        return function
+
+    return decorate
+
+
+def get_scraper(platform: str) -> Scraper | None:
+    if not _scrapers:
+        for module in SCRAPER_MODULES:
+            importlib.import_module(module)
+    return _scrapers.get(platform)

@@ -1,0 +1,185 @@
+"""HTTP leases on the ledger: claim, complete, fail, extend, all fenced by ``lease_token``.
+
+Only the current holder (same worker id and, when given, the same token) may act on a lease;
+anyone else gets a Conflict (409) and nothing changes. Completing twice is harmless.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
+from services.dispatch.failures import FailureOutcome, record_failed_attempt
+from services.errors import Conflict, NotFound, ServiceError
+
+
+@dataclass(frozen=True)
+class CompletionOutcome:
+    task_id: uuid.UUID
+    was_already_completed: bool
+
+
+@dataclass(frozen=True)
+class BatchItemError:
+    task_id: uuid.UUID
+    code: str
+    message: str
+
+
+def claim_leases(
+    session: Session,
+    task_ids: Sequence[uuid.UUID],
+    *,
+    worker_id: str,
+    lease_timeout_s: float,
+    now: datetime,
+) -> list[ScrapeTask]:
+    """``queued`` → ``leased`` for each id still queued; others (duplicates) are skipped.
+
+    Returns the leased rows in the order of ``task_ids`` (the order messages were taken).
+    """
+    if not task_ids:
+        return []
+    leased = session.scalars(
+        update(ScrapeTask)
+        .where(ScrapeTask.id.in_(list(task_ids)), ScrapeTask.status == TaskStatus.QUEUED.value)
+        .values(
+            status=TaskStatus.LEASED.value,
+            leased_by=worker_id,
+            lease_token=LEASE_TOKEN_SEQUENCE.next_value(),
+            lease_expires_at=now + timedelta(seconds=lease_timeout_s),
+            attempt=ScrapeTask.attempt + 1,
+            started_at=now,
+        )
+        .returning(ScrapeTask)
+    ).all()
+    order = {task_id: i for i, task_id in enumerate(task_ids)}
+    return sorted(leased, key=lambda task: order[task.id])
+
+
+def _locked_task(session: Session, task_id: uuid.UUID) -> ScrapeTask:
+    task = session.get(ScrapeTask, task_id, with_for_update=True, populate_existing=True)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist")
+    return task
+
+
+def _check_holder(task: ScrapeTask, worker_id: str, lease_token: int | None) -> None:
+    if task.leased_by != worker_id:
+        holder = task.leased_by or "nobody"
+        raise Conflict(f"task {task.id} is held by {holder}, not {worker_id}")
+    if lease_token is not None and task.lease_token != lease_token:
+        raise Conflict(f"lease token {lease_token} of task {task.id} is stale")
+
+
+def _require_leased(task: ScrapeTask) -> None:
+    if task.status != TaskStatus.LEASED.value:
+        raise Conflict(f"task {task.id} is {task.status}, not leased")
+
+
+def complete_lease(
+    session: Session,
+    task_id: uuid.UUID,
+    *,
+    worker_id: str,
+    lease_token: int | None,
+    now: datetime,
+) -> CompletionOutcome:
+    task = _locked_task(session, task_id)
+    _check_holder(task, worker_id, lease_token)
+    if task.status == TaskStatus.SUCCEEDED.value:
+        return CompletionOutcome(task.id, True)
+    _require_leased(task)
+    task.status = TaskStatus.SUCCEEDED.value
+    task.finished_at = now
+    task.lease_expires_at = None
+    session.flush()
+    return CompletionOutcome(task.id, False)
+
+
+def complete_leases(
+    session: Session,
+    items: Sequence[tuple[uuid.UUID, int | None]],
+    *,
+    worker_id: str,
+    now: datetime,
+) -> tuple[list[CompletionOutcome], list[BatchItemError]]:
+    """The batch form: each item succeeds or fails on its own."""
+    ids = sorted({task_id for task_id, _ in items})
+    # Lock in id order so two overlapping batches cannot deadlock.
+    session.execute(
+        select(ScrapeTask.id)
+        .where(ScrapeTask.id.in_(ids))
+        .order_by(ScrapeTask.id)
+        .with_for_update()
+    )
+    done: list[CompletionOutcome] = []
+    errors: list[BatchItemError] = []
+    for task_id, token in items:
+        try:
+            done.append(
+                complete_lease(session, task_id, worker_id=worker_id, lease_token=token, now=now)
+            )
+        except ServiceError as exc:
+            errors.append(BatchItemError(task_id, exc.code, exc.message))
+    return done, errors
+
+
+def fail_lease(
+    session: Session,
+    task_id: uuid.UUID,
+    *,
+    worker_id: str,
+    lease_token: int | None,
+    reason: str,
+    message: str,
+    retry_suggested: bool,
+    now: datetime,
+) -> FailureOutcome:
+    task = _locked_task(session, task_id)
+    _check_holder(task, worker_id, lease_token)
+    _require_leased(task)
+    return record_failed_attempt(
+        session, task, reason=reason, message=message, retry_suggested=retry_suggested, now=now
+    )
+
+
+def extend_lease(
+    session: Session,
+    task_id: uuid.UUID,
+    *,
+    worker_id: str,
+    lease_token: int | None,
+    extend_s: float,
+    now: datetime,
+) -> datetime:
+    """The lease now ends ``extend_s`` from now; returns the new expiry."""
+    task = _locked_task(session, task_id)
+    _check_holder(task, worker_id, lease_token)
+    _require_leased(task)
+    task.lease_expires_at = now + timedelta(seconds=extend_s)
+    session.flush()
+    return task.lease_expires_at
+
+
+def extend_worker_leases(
+    session: Session, worker_id: str, *, lease_timeout_s: float, now: datetime
+) -> int:
+    """A heartbeat keeps its worker's leases alive (never shortens one)."""
+    expires = now + timedelta(seconds=lease_timeout_s)
+    result = session.execute(
+        update(ScrapeTask)
+        .where(
+            ScrapeTask.leased_by == worker_id,
+            ScrapeTask.status == TaskStatus.LEASED.value,
+            ScrapeTask.lease_expires_at < expires,
+        )
+        .values(lease_expires_at=expires)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

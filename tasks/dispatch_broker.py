@@ -1,0 +1,105 @@
+"""The Celery app's broker as dispatch uses it: publish scrape messages, lease for HTTP
+workers, read queue depths. Callers commit the ledger first; publishing follows the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from kombu import Queue
+from kombu.exceptions import KombuError
+
+from db.models import ScrapeTask
+from db.session import session_scope
+from services.dispatch.enqueue import EnqueueReport, EnqueueRequest, enqueue_tasks
+from services.dispatch.envelopes import SCRAPE_TASK_NAME, ScrapeMessage
+from services.dispatch.lease_loop import lease_work
+from services.dispatch.publishing import QueueKey, mark_published
+from settings import get_settings
+from tasks.app import app
+from tasks.queues import scrape_queue_name
+
+logger = logging.getLogger(__name__)
+
+
+def queue_for(name: str) -> Queue:
+    """The queue exactly as Celery declares it (a missing queue is created on demand)."""
+    queue: Queue = app.amqp.queues[name]
+    return queue
+
+
+def publish_scrape_messages(messages: Sequence[ScrapeMessage]) -> int:
+    """Publish, then record ``published_at``. Returns how many were published.
+
+    A broker failure stops the run; the rows stay unpublished and the periodic job retries.
+    """
+    published = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for message in messages:
+                app.send_task(
+                    SCRAPE_TASK_NAME,
+                    args=[message.envelope],
+                    task_id=str(message.task_id),
+                    queue=queue_for(message.queue),
+                    producer=producer,
+                )
+                published.append(message.task_id)
+    except (KombuError, OSError) as exc:
+        logger.warning(
+            "published %d of %d scrape messages; the rest wait for the re-publisher: %s",
+            len(published),
+            len(messages),
+            exc,
+        )
+    if published:
+        with session_scope() as session:
+            mark_published(session, published, now=datetime.now(UTC))
+    return len(published)
+
+
+def lease_from_broker(
+    *, platforms: Sequence[str], capacity: int, worker_id: str, lease_timeout_s: float
+) -> list[ScrapeTask]:
+    """One leasing pass on a pooled connection (released before returning)."""
+    with app.pool.acquire(block=True, timeout=10) as connection:
+        return lease_work(
+            connection,
+            queue_for=queue_for,
+            platforms=platforms,
+            capacity=capacity,
+            worker_id=worker_id,
+            lease_timeout_s=lease_timeout_s,
+        )
+
+
+def read_queue_depths(keys: Iterable[QueueKey]) -> dict[QueueKey, int]:
+    """Messages waiting in each scrape queue (taken ones not counted)."""
+    depths: dict[QueueKey, int] = {}
+    with app.pool.acquire(block=True, timeout=10) as connection:
+        channel = connection.channel()
+        try:
+            for platform, priority in keys:
+                queue = queue_for(scrape_queue_name(platform, priority)).bind(channel)
+                _, count, _ = queue.queue_declare()
+                depths[(platform, priority)] = int(count)
+        finally:
+            channel.close()
+    return depths
+
+
+def run_lease_s() -> float:
+    settings = get_settings()
+    return float(settings.celery_run_lease_s or settings.task_time_limit_s + 60)
+
+
+def enqueue_and_publish(
+    requests: Sequence[EnqueueRequest], *, request_id: str | None = None
+) -> EnqueueReport:
+    """Write the ledger rows and commit, then publish (the API and the CLI enqueue this way)."""
+    with session_scope() as session:
+        report = enqueue_tasks(session, requests, request_id=request_id)
+    publish_scrape_messages(report.messages)
+    return report

@@ -1,0 +1,112 @@
+"""``scrape.parcel``: the task contract the Celery fleet implements, with its bookkeeping.
+
+Published by the gateway to ``scrape.{platform}.p{priority}`` with the ledger id as the
+Celery task id and the task envelope (``services.dispatch.envelopes``) as the one argument.
+The worker claims the row (``queued`` → ``running``; a duplicate delivery claims nothing and
+returns), runs the platform's scraper, sends the result to ``ingest.parcel_results`` and marks
+the row succeeded. Retry policy: never Celery's own — a failure is recorded in the ledger
+(``retry_wait`` with backoff, or ``dead`` after the last retry) and the beat re-publishes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from db.models import ScrapeTask
+from db.session import session_scope
+from scrapers import ScrapeFailed, ScrapeTarget, get_scraper
+from services.dispatch.failures import FailureReason
+from services.dispatch.running import claim_run, fail_run, finish_run
+from tasks.app import app
+from tasks.dispatch_broker import run_lease_s
+
+logger = logging.getLogger(__name__)
+INGEST_TASK_NAME = "ingest.parcel_results"
+
+
+@app.task(name="scrape.parcel", bind=True, ignore_result=True)
+def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
+    task_id = uuid.UUID(str(envelope["task_id"]))
+    with session_scope() as session:
+        claimed = claim_run(
+            session,
+            task_id,
+            worker_name=str(self.request.hostname or "celery"),
+            run_lease_s=run_lease_s(),
+            now=datetime.now(UTC),
+        )
+    if claimed is None:
+        logger.info("task %s is not queued: duplicate delivery dropped", task_id)
+        return "duplicate"
+    assert claimed.lease_token is not None
+    try:
+        data, parse_ms = _run_scraper(claimed)
+    except ScrapeFailed as exc:
+        return _record_failure(claimed, exc.reason, exc.message, exc.is_retryable)
+    except SoftTimeLimitExceeded:
+        return _record_failure(claimed, FailureReason.TIMEOUT, "soft time limit reached", True)
+    except Exception as exc:
+        logger.exception("scraper for %s raised", claimed.platform)
+        return _record_failure(claimed, FailureReason.PARSER_BUG, repr(exc)[:500], True)
+    app.send_task(INGEST_TASK_NAME, args=[[_result_item(claimed, data, parse_ms)]])
+    with session_scope() as session:
+        finish_run(session, task_id, lease_token=claimed.lease_token, now=datetime.now(UTC))
+    return "succeeded"
+
+
+def _run_scraper(task: ScrapeTask) -> tuple[dict[str, str], int]:
+    scraper = get_scraper(task.platform)
+    if scraper is None:
+        raise ScrapeFailed(
+            FailureReason.PARSER_BUG, f"no scraper for platform {task.platform!r} on this worker"
+        )
+    target = ScrapeTarget(
+        task_id=str(task.id),
+        platform=task.platform,
+        state=task.state,
+        county=task.county,
+        parcel_id=task.parcel_id,
+        url=task.url,
+        attempt=task.attempt,
+    )
+    started = time.perf_counter()
+    data = scraper(target)
+    return data, int((time.perf_counter() - started) * 1000)
+
+
+def _result_item(task: ScrapeTask, data: dict[str, str], parse_ms: int) -> dict[str, Any]:
+    """Shaped like one item of the ``POST /internal/results`` body."""
+    return {
+        "task_id": str(task.id),
+        "parcel_id": task.parcel_id,
+        "platform": task.platform,
+        "state": task.state,
+        "county": task.county,
+        "data": data,
+        "scraped_at": datetime.now(UTC).isoformat(),
+        "parse_duration_ms": parse_ms,
+    }
+
+
+def _record_failure(task: ScrapeTask, reason: str, message: str, is_retryable: bool) -> str:
+    assert task.lease_token is not None
+    with session_scope() as session:
+        outcome = fail_run(
+            session,
+            task.id,
+            lease_token=task.lease_token,
+            reason=str(reason),
+            message=message,
+            is_retryable=is_retryable,
+            now=datetime.now(UTC),
+        )
+    if outcome is None:
+        return "lost_lease"
+    return "retry_wait" if outcome.should_retry else "dead"

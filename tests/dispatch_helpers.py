@@ -1,0 +1,82 @@
+"""Helpers for the dispatch tests: enqueue through the API, read queues, check the ledger."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from services.dispatch.ledger_stats import ledger_balance
+from tasks.queues import scrape_queue_name
+
+
+def enqueue(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    parcel_ids: list[str],
+    *,
+    platform: str = "demo",
+    priority: int | None = None,
+) -> list[uuid.UUID]:
+    items: list[dict[str, Any]] = [
+        {"platform": platform, "state": "FL", "county": "dixie", "parcel_id": parcel_id}
+        for parcel_id in parcel_ids
+    ]
+    if priority is not None:
+        for item in items:
+            item["priority"] = priority
+    response = api_client.post("/admin/tasks", json={"tasks": items}, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["enqueued"] == len(parcel_ids), body
+    return [uuid.UUID(item["task_id"]) for item in body["items"]]
+
+
+def queue_depth(platform: str, priority: int = 3, *, queue: str | None = None) -> int:
+    from tasks.app import app
+    from tasks.dispatch_broker import queue_for
+
+    name = queue or scrape_queue_name(platform, priority)
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        try:
+            _, count, _ = queue_for(name).bind(channel).queue_declare()
+        finally:
+            channel.close()
+    return int(count)
+
+
+def task_row(session: Session, task_id: uuid.UUID) -> dict[str, Any]:
+    session.rollback()  # see other connections' commits
+    row = (
+        session.execute(text("SELECT * FROM scrape_tasks WHERE id = :id"), {"id": task_id})
+        .mappings()
+        .one()
+    )
+    return dict(row)
+
+
+def assert_ledger_balanced(session: Session, *, enqueued: int) -> dict[str, int]:
+    """The invariant: enqueued = succeeded + dead + cancelled + active."""
+    session.rollback()
+    balance = ledger_balance(session)
+    assert balance["enqueued"] == enqueued, balance
+    parts = balance["succeeded"] + balance["dead"] + balance["cancelled"] + balance["active"]
+    assert parts == enqueued, balance
+    return balance
+
+
+def lease(
+    api_client: TestClient, headers: dict[str, str], *, capacity: int = 1, **params: Any
+) -> list[dict[str, Any]]:
+    response = api_client.get(
+        "/internal/work",
+        params={"platforms": "demo", "capacity": capacity, **params},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    tasks: list[dict[str, Any]] = response.json()["tasks"]
+    return tasks

@@ -1,0 +1,150 @@
+"""Enqueue: ledger row first, then the message; idempotent; per-item errors; nothing lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
+from tests.dispatch_helpers import assert_ledger_balanced, enqueue, queue_depth, task_row
+
+pytestmark = pytest.mark.broker
+
+
+def test_a_batch_reports_each_bad_item_and_enqueues_the_rest(
+    api_client: TestClient, admin_headers: dict[str, str], db_session: Session
+) -> None:
+    items = [
+        {"platform": "demo", "state": "FL", "county": "Dixie", "parcel_id": "01-08-13-0000"},
+        {"platform": "nosuch", "state": "FL", "county": "dixie", "parcel_id": "A1"},
+        {"platform": "demo", "state": "FL", "county": "dixie", "parcel_id": "A2", "priority": 9},
+        {"platform": "demo", "state": "FL", "county": "dixie", "parcel_id": "  "},
+        {"platform": "demo", "state": "FL", "county": "dixie"},
+        {"platform": "demo", "state": "FL", "county": "dixie", "parcel_id": "B7", "priority": 1},
+    ]
+
+    response = api_client.post("/admin/tasks", json={"tasks": items}, headers=admin_headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["enqueued"], body["already_active"], body["invalid"]) == (2, 0, 4)
+    statuses = [item["status"] for item in body["items"]]
+    assert statuses == ["enqueued", "invalid", "invalid", "invalid", "invalid", "enqueued"]
+    errors = [item["error"] for item in body["items"]]
+    assert "unknown platform 'nosuch'" in errors[1]
+    assert "priority" in errors[2]
+    assert "empty" in errors[3]
+    assert "parcel_id" in errors[4]
+    first = task_row(db_session, body["items"][0]["task_id"])
+    assert (first["county"], first["parcel_key"], first["status"]) == (
+        "dixie",
+        "0108130000",
+        "queued",
+    )
+    assert first["published_at"] is not None
+    assert queue_depth("demo", 3) == 1
+    assert queue_depth("demo", 1) == 1
+    assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_enqueueing_an_active_parcel_again_changes_nothing(
+    api_client: TestClient, admin_headers: dict[str, str], db_session: Session
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["1-32-4N-4W-0000-00322-0300"])
+    again = {
+        "platform": "demo",
+        "state": "fl",
+        "county": "DIXIE",
+        "parcel_id": "1324N4W0000003220300",
+    }
+
+    response = api_client.post(
+        "/admin/tasks", json={"tasks": [again, again]}, headers=admin_headers
+    )
+
+    body = response.json()
+    assert (body["enqueued"], body["already_active"]) == (0, 2)
+    assert {item["task_id"] for item in body["items"]} == {str(task_id)}
+    assert queue_depth("demo") == 1
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_duplicates_inside_one_batch_are_enqueued_once(
+    api_client: TestClient, admin_headers: dict[str, str], db_session: Session
+) -> None:
+    item = {"platform": "demo", "state": "FL", "county": "dixie", "parcel_id": "X-1"}
+
+    body = api_client.post(
+        "/admin/tasks", json={"tasks": [item, item]}, headers=admin_headers
+    ).json()
+
+    assert [i["status"] for i in body["items"]] == ["enqueued", "already_active"]
+    assert body["items"][0]["task_id"] == body["items"][1]["task_id"]
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_rows_written_but_never_published_are_published_by_the_periodic_job(
+    db_session: Session,
+) -> None:
+    from tasks.dispatch_jobs import republish_unpublished
+
+    report = enqueue_tasks(
+        db_session,
+        [
+            EnqueueRequest("demo", "FL", "dixie", "P-1"),
+            EnqueueRequest("demo", "FL", "dixie", "P-2"),
+        ],
+    )
+    db_session.commit()  # the publisher "dies" here: committed, never published
+    assert queue_depth("demo") == 0
+
+    assert republish_unpublished(grace_s=0) == 2
+
+    assert queue_depth("demo") == 2
+    for message in report.messages:
+        assert task_row(db_session, message.task_id)["published_at"] is not None
+    assert republish_unpublished(grace_s=0) == 0
+
+
+def test_a_queued_task_whose_message_vanished_is_published_again(
+    api_client: TestClient, admin_headers: dict[str, str], db_session: Session
+) -> None:
+    from tasks.app import app
+    from tasks.dispatch_broker import queue_for
+    from tasks.dispatch_jobs import republish_vanished
+
+    [kept, lost] = enqueue(api_client, admin_headers, ["V-1", "V-2"])
+    # As when a process dies between kombu's pop and its unacked record: the message is gone.
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        assert queue_for("scrape.demo.p3").bind(channel).get(no_ack=True) is not None
+        channel.close()
+    assert queue_depth("demo") == 1
+
+    assert republish_vanished(grace_s=60) == 0  # too recent to suspect
+    assert republish_vanished(grace_s=0) == 1
+
+    assert queue_depth("demo") == 2
+    assert task_row(db_session, kept)["status"] == "queued"
+    assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_the_ledger_balance_endpoint_reports_the_invariant_terms(
+    api_client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    enqueue(api_client, admin_headers, ["S-1", "S-2", "S-3"])
+
+    body = api_client.get("/admin/tasks/balance", headers=admin_headers).json()
+
+    assert body == {"enqueued": 3, "succeeded": 0, "dead": 0, "cancelled": 0, "active": 3}
+
+
+def test_enqueue_needs_the_admin_token(api_client: TestClient) -> None:
+    response = api_client.post("/admin/tasks", json={"tasks": []}, headers={"X-Admin-Token": "no"})
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    _ = datetime.now(UTC)
