@@ -25,6 +25,9 @@ def register_commands() -> None:
     from cli.queues import show_queues
 
     main.add_command(show_queues)
+    from cli.api_keys import api_keys_group
+
+    main.add_command(api_keys_group)
 
 
 register_commands()

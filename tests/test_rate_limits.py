@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 import redis
@@ -224,4 +225,4 @@ def test_usage_reports_tier_limits_and_what_remains(
         "used_today": 1,
         "remaining_today": limit - 1,
     }
-    assert body["resets_at"] == next_reset_at().isoformat()
+    assert datetime.fromisoformat(body["resets_at"]) == next_reset_at()
