@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -80,3 +83,71 @@ def lease(
     assert response.status_code == 200, response.text
     tasks: list[dict[str, Any]] = response.json()["tasks"]
     return tasks
+
+
+@contextmanager
+def platform_policy(
+    platform: str, *, backoff_base_s: int | None = None, max_retries: int | None = None
+) -> Iterator[None]:
+    """Override a seed platform's retry policy for one test (the platforms table is kept)."""
+    from db.session import get_engine
+
+    statement = text(
+        "UPDATE platforms SET retry_backoff_base_s = :base, max_retries = :retries"
+        " WHERE name = :name"
+    )
+    with get_engine().begin() as connection:
+        connection.execute(
+            statement, {"base": backoff_base_s, "retries": max_retries, "name": platform}
+        )
+    try:
+        yield
+    finally:
+        with get_engine().begin() as connection:
+            connection.execute(statement, {"base": None, "retries": None, "name": platform})
+
+
+def expire_leases() -> None:
+    """Time passes for the held tasks: every lease (HTTP or run lease) is now past its expiry."""
+    from db.session import get_engine
+
+    with get_engine().begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE scrape_tasks SET lease_expires_at = now() - interval '1 second'"
+                " WHERE status IN ('leased', 'running')"
+            )
+        )
+
+
+def silence_workers(seconds: int) -> None:
+    """Time passes for the registry: every worker's last heartbeat is ``seconds`` older."""
+    from db.session import get_engine
+
+    with get_engine().begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE workers"
+                " SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :s)"
+            ),
+            {"s": seconds},
+        )
+
+
+@pytest.fixture
+def clean_dispatch_queues() -> Iterator[None]:
+    """Empty the scrape and ingest queues first: a RabbitMQ broker is not flushed between tests."""
+    from tasks.app import app
+    from tasks.dispatch_broker import queue_for
+    from tasks.queues import INGEST_QUEUE, scrape_queue_names
+
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        try:
+            for name in [*scrape_queue_names(["demo", "qpublic"]), INGEST_QUEUE]:
+                queue = queue_for(name).bind(channel)
+                queue.declare()
+                queue.purge()
+        finally:
+            channel.close()
+    yield

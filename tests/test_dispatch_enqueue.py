@@ -9,9 +9,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
-from tests.dispatch_helpers import assert_ledger_balanced, enqueue, queue_depth, task_row
+from tests.dispatch_helpers import (
+    assert_ledger_balanced,
+    clean_dispatch_queues,
+    enqueue,
+    queue_depth,
+    task_row,
+)
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
 
 
 def test_a_batch_reports_each_bad_item_and_enqueues_the_rest(
@@ -116,7 +122,7 @@ def test_a_queued_task_whose_message_vanished_is_published_again(
     from tasks.dispatch_broker import queue_for
     from tasks.dispatch_jobs import republish_vanished
 
-    [kept, lost] = enqueue(api_client, admin_headers, ["V-1", "V-2"])
+    [kept, _lost] = enqueue(api_client, admin_headers, ["V-1", "V-2"])
     # As when a process dies between kombu's pop and its unacked record: the message is gone.
     with app.connection_for_write() as connection:
         channel = connection.channel()

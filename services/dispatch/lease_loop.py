@@ -49,6 +49,7 @@ def lease_work(
     """Lease up to ``capacity`` tasks: every p1 of the platforms before any p2, and so on."""
     errors = (KombuError, *connection.connection_errors, *connection.channel_errors)
     try:
+        connection.ensure_connection(max_retries=1)
         channel = connection.channel()
     except errors as exc:
         raise ServiceUnavailable("the broker is unreachable") from exc

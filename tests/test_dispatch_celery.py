@@ -1,0 +1,157 @@
+"""Celery workers consume the scrape queues natively: ``scrape.parcel`` with its bookkeeping,
+under kill -9, duplicate deliveries and scraper failures."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from db.session import session_scope
+from services.dispatch.reaper import reap_expired_leases
+from tasks.dispatch_jobs import republish_due_retries
+from tasks.queues import INGEST_QUEUE, scrape_queue_names
+from tests.celery_workers import WorkerProcess
+from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+    assert_ledger_balanced,
+    clean_dispatch_queues,
+    enqueue,
+    expire_leases,
+    platform_policy,
+    queue_depth,
+    task_row,
+)
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
+WorkerFactory = Callable[..., WorkerProcess]
+DEMO_QUEUES = scrape_queue_names(["demo"])
+
+
+def wait_for_status(db_session: Session, task_id: uuid.UUID, status: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: (row := task_row(db_session, task_id))["status"] == status and row,
+        timeout_s=30,
+        what=f"task {task_id} to be {status}",
+    )
+
+
+def take_ingest_items() -> list[dict[str, Any]]:
+    """Drain the ingest queue (no ingest worker runs here) and return the result items."""
+    from tasks.app import app
+    from tasks.dispatch_broker import queue_for
+
+    items: list[dict[str, Any]] = []
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        queue = queue_for(INGEST_QUEUE).bind(channel)
+        while (message := queue.get(no_ack=True, accept=["json"])) is not None:
+            assert message.headers["task"] == "ingest.parcel_results"
+            body = (
+                message.body if isinstance(message.body, (list, dict)) else json.loads(message.body)
+            )
+            args = body[0]
+            items.extend(args[0])
+        channel.close()
+    return items
+
+
+def test_a_celery_worker_scrapes_a_demo_task_and_hands_the_result_to_ingest(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["01-08-13-0000-0363-0110"])
+    worker = celery_worker_factory(DEMO_QUEUES)
+
+    row = wait_for_status(db_session, task_id, "succeeded")
+
+    assert row["attempt"] == 1 and row["leased_by"] == worker.name
+    [item] = take_ingest_items()
+    assert item["task_id"] == str(task_id)
+    assert (item["platform"], item["state"], item["county"]) == ("demo", "FL", "dixie")
+    assert item["parcel_id"] == "01-08-13-0000-0363-0110"
+    assert item["data"]["total_due"].startswith("$") and "/" in item["data"]["last_sale_date"]
+    assert datetime.fromisoformat(item["scraped_at"]).tzinfo is not None
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_kill_9_of_a_celery_worker_mid_task_runs_the_task_again_and_it_succeeds_once(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["KILL-1"])
+    slow = celery_worker_factory(DEMO_QUEUES, extra_env={"GATEWAY_DEMO_SCRAPE_DELAY_S": "60"})
+    wait_for_status(db_session, task_id, "running")
+
+    slow.kill()
+    # The run lease is how the ledger notices; let it run out instead of waiting for it.
+    expire_leases()
+    with platform_policy("demo", backoff_base_s=0):
+        with session_scope() as session:
+            assert reap_expired_leases(session, now=datetime.now(UTC)) == 1
+        assert republish_due_retries() == 1
+    celery_worker_factory(DEMO_QUEUES)
+
+    row = wait_for_status(db_session, task_id, "succeeded")
+
+    assert row["attempt"] == 2
+    assert [e["reason"] for e in row["error_history"]] == ["lease_expired"]
+    assert [item["task_id"] for item in take_ingest_items()] == [str(task_id)]
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_a_duplicate_message_reaching_a_celery_worker_is_dropped_without_running(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    from db.models import ScrapeTask
+    from services.dispatch.envelopes import scrape_message
+    from tasks.dispatch_broker import publish_scrape_messages
+
+    [task_id] = enqueue(api_client, admin_headers, ["TWICE-1"])
+    publish_scrape_messages([scrape_message(db_session.get(ScrapeTask, task_id))])
+    [sentinel] = enqueue(api_client, admin_headers, ["AFTER-1"])
+    assert queue_depth("demo") == 3
+    celery_worker_factory(DEMO_QUEUES)
+
+    wait_for_status(db_session, sentinel, "succeeded")  # FIFO: both copies were handled
+
+    assert queue_depth("demo") == 0
+    assert task_row(db_session, task_id)["attempt"] == 1
+    ran = sorted(item["task_id"] for item in take_ingest_items())
+    assert ran == sorted([str(task_id), str(sentinel)])
+    assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_scraper_failures_are_retried_from_the_ledger_then_dead_lettered(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    with platform_policy("demo", backoff_base_s=0, max_retries=1):
+        [flaky, broken] = enqueue(api_client, admin_headers, ["FAIL-1", "BROKEN-1"])
+        celery_worker_factory(DEMO_QUEUES)
+        wait_for_status(db_session, broken, "dead")
+        wait_for_status(db_session, flaky, "retry_wait")
+        assert republish_due_retries() == 1
+        dead = wait_for_status(db_session, flaky, "dead")
+
+    assert (dead["attempt"], dead["last_error_reason"]) == (2, "platform_down")
+    assert [e["reason"] for e in dead["error_history"]] == ["platform_down", "platform_down"]
+    broken_row = task_row(db_session, broken)
+    assert (broken_row["attempt"], broken_row["last_error_reason"]) == (1, "format_changed")
+    assert take_ingest_items() == []
+    assert_ledger_balanced(db_session, enqueued=2)

@@ -1,0 +1,305 @@
+"""HTTP workers under faults: dropped broker connections, a database outage mid-lease,
+workers that vanish, expired leases, stale heartbeats, dead letters and re-drive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from kombu import Message
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from db.session import session_scope
+from services.dispatch import lease_loop
+from services.dispatch.reaper import reap_expired_leases, reap_stale_workers
+from tasks.dispatch_jobs import republish_due_retries
+from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+    assert_ledger_balanced,
+    clean_dispatch_queues,
+    enqueue,
+    expire_leases,
+    lease,
+    platform_policy,
+    queue_depth,
+    silence_workers,
+    task_row,
+)
+
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
+OTHER_WORKER = {"X-Worker-Token": "second-worker-token", "X-Worker-ID": "worker-test-2"}
+
+
+def test_a_broker_connection_dropped_between_lease_and_ack_loses_nothing(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["DROP-1"])
+
+    def drop_connection(
+        messages: Sequence[Message], errors: tuple[type[BaseException], ...]
+    ) -> None:
+        try:
+            raise ConnectionResetError("broker connection reset before the ack")
+        except errors as exc:  # the same handling as a real drop inside message.ack()
+            lease_loop.logger.warning("simulated: %s", exc)
+
+    monkeypatch.setattr(lease_loop, "ack_messages", drop_connection)
+    [task] = lease(api_client, worker_headers)
+    monkeypatch.undo()
+
+    # The lease stands; the unacked message came back to the queue as a duplicate ...
+    assert task["task_id"] == str(task_id)
+    assert task_row(db_session, task_id)["status"] == "leased"
+    assert queue_depth("demo") == 1
+    # ... and is dropped, never handed to a second worker.
+    assert lease(api_client, OTHER_WORKER) == []
+    assert queue_depth("demo") == 0
+    done = api_client.post(
+        f"/internal/tasks/{task_id}/complete",
+        json={"lease_token": task["lease_token"]},
+        headers=worker_headers,
+    )
+    assert done.status_code == 200
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_a_database_outage_after_taking_messages_puts_them_back(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["DB-1"])
+
+    def database_down(*_: object, **__: object) -> list[object]:
+        raise OperationalError("UPDATE scrape_tasks", {}, Exception("server closed"))
+
+    monkeypatch.setattr(lease_loop, "claim_leases", database_down)
+    failed = api_client.get("/internal/work", params={"platforms": "demo"}, headers=worker_headers)
+    monkeypatch.undo()
+
+    assert failed.status_code == 503
+    assert queue_depth("demo") == 1
+    [task] = lease(api_client, worker_headers)
+    assert task["task_id"] == str(task_id) and task["attempt"] == 1
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_a_worker_that_vanishes_has_its_task_retried_after_the_lease_expires(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["GONE-1"])
+    [task] = lease(api_client, worker_headers)  # ... and the worker is never heard of again
+    with platform_policy("demo", backoff_base_s=0), session_scope() as session:
+        assert reap_expired_leases(session, now=datetime.now(UTC)) == 0
+        expire_leases()
+        assert reap_expired_leases(session, now=datetime.now(UTC)) == 1
+    row = task_row(db_session, task_id)
+    assert (row["status"], row["last_error_reason"]) == ("retry_wait", "lease_expired")
+    assert republish_due_retries() == 1
+
+    [again] = lease(api_client, OTHER_WORKER)
+    late = api_client.post(
+        f"/internal/tasks/{task_id}/complete",
+        json={"lease_token": task["lease_token"]},
+        headers=worker_headers,
+    )
+
+    assert again["task_id"] == str(task_id) and again["attempt"] == 2
+    assert late.status_code == 409
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_a_worker_whose_heartbeat_goes_stale_loses_its_leases_at_once(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    enqueue(api_client, admin_headers, ["HB-1", "HB-2"])
+    beat = api_client.post(
+        "/internal/heartbeat", json={"platforms": ["demo"]}, headers=worker_headers
+    )
+    assert beat.json() == {"acknowledged": True, "commands": []}
+    tasks = lease(api_client, worker_headers, capacity=2)
+
+    with platform_policy("demo", backoff_base_s=0), session_scope() as session:
+        assert reap_stale_workers(session, now=datetime.now(UTC), stale_s=300) == 0
+        # Silent longer than the threshold; the leases themselves are far from expiry.
+        silence_workers(301)
+        assert reap_expired_leases(session, now=datetime.now(UTC)) == 0
+        assert reap_stale_workers(session, now=datetime.now(UTC), stale_s=300) == 2
+    for task in tasks:
+        row = task_row(db_session, task["task_id"])
+        assert (row["status"], row["last_error_reason"]) == ("retry_wait", "worker_stale")
+    stale = api_client.get("/admin/workers", params={"state": "stale"}, headers=admin_headers)
+    assert stale.status_code == 200
+    assert republish_due_retries() == 2
+    assert len(lease(api_client, OTHER_WORKER, capacity=5)) == 2
+    assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_after_max_attempts_a_task_is_dead_with_its_reason_and_redrive_works(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    with platform_policy("demo", backoff_base_s=0, max_retries=1):
+        [task_id] = enqueue(api_client, admin_headers, ["MAX-1"])
+        for _ in range(2):
+            republish_due_retries()
+            assert len(lease(api_client, worker_headers)) == 1
+            expire_leases()
+            with session_scope() as session:
+                reap_expired_leases(session, now=datetime.now(UTC))
+    row = task_row(db_session, task_id)
+    assert (row["status"], row["attempt"], row["last_error_reason"]) == ("dead", 2, "lease_expired")
+    assert_ledger_balanced(db_session, enqueued=1)
+
+    listed = api_client.get(
+        "/admin/dead-letters",
+        params={"platform": "demo", "reason": "lease_expired"},
+        headers=admin_headers,
+    ).json()["items"]
+    other_reason = api_client.get(
+        "/admin/dead-letters", params={"reason": "blocked"}, headers=admin_headers
+    ).json()["items"]
+    shown = api_client.get(f"/admin/dead-letters/{task_id}", headers=admin_headers).json()
+    assert [item["task_id"] for item in listed] == [str(task_id)] and other_reason == []
+    assert len(shown["error_history"]) == 2
+
+    redrive = api_client.post(
+        "/admin/dead-letters/redrive", json={"task_ids": [str(task_id)]}, headers=admin_headers
+    ).json()
+    assert redrive["redriven"] == 1
+    assert republish_due_retries() == 1
+    [task] = lease(api_client, worker_headers)
+    assert task["attempt"] == 1
+    done = api_client.post(
+        f"/internal/tasks/{task_id}/complete",
+        json={"lease_token": task["lease_token"]},
+        headers=worker_headers,
+    )
+    assert done.status_code == 200
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_redrive_by_filter_is_spaced_by_the_rate_cap_and_purge_cancels(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    with platform_policy("demo", max_retries=0):
+        enqueue(api_client, admin_headers, [f"RD-{i}" for i in range(4)])
+    for task in lease(api_client, worker_headers, capacity=4):
+        api_client.post(
+            f"/internal/tasks/{task['task_id']}/fail",
+            json={"reason": "blocked", "message": "captcha"},
+            headers=worker_headers,
+        )
+    assert len(api_client.get("/admin/dead-letters", headers=admin_headers).json()["items"]) == 4
+
+    redrive = api_client.post(
+        "/admin/dead-letters/redrive",
+        json={"reason": "blocked", "limit": 3, "rate_per_s": 2},
+        headers=admin_headers,
+    ).json()
+    unfiltered = api_client.post("/admin/dead-letters/redrive", json={}, headers=admin_headers)
+    purge = api_client.post(
+        "/admin/dead-letters/purge", json={"platform": "demo"}, headers=admin_headers
+    ).json()
+
+    assert redrive["redriven"] == 3
+    first = datetime.fromisoformat(redrive["first_due_at"])
+    last = datetime.fromisoformat(redrive["last_due_at"])
+    assert abs((last - first).total_seconds() - 1.0) < 0.01  # 3 tasks at 2/s: 0 s, 0.5 s, 1 s
+    assert republish_due_retries() == 1  # only the first is due yet
+    assert unfiltered.status_code == 422
+    assert purge == {"purged": 1}
+    balance = assert_ledger_balanced(db_session, enqueued=4)
+    assert (balance["cancelled"], balance["active"]) == (1, 3)
+
+
+def test_queued_commands_reach_the_worker_and_pause_stops_leasing(
+    api_client: TestClient, admin_headers: dict[str, str], worker_headers: dict[str, str]
+) -> None:
+    enqueue(api_client, admin_headers, ["PAUSE-1"])
+    api_client.post("/internal/heartbeat", json={"active_tasks": 0}, headers=worker_headers)
+    url = "/admin/workers/worker-test-1/commands"
+
+    paused = api_client.post(url, json={"command": "pause"}, headers=admin_headers)
+    assert paused.status_code == 201
+    assert lease(api_client, worker_headers) == []
+    beat = api_client.post("/internal/heartbeat", json={}, headers=worker_headers).json()
+    assert beat["commands"] == ["pause"]
+    api_client.post(url, json={"command": "resume"}, headers=admin_headers)
+
+    assert len(lease(api_client, worker_headers)) == 1
+    assert api_client.post("/internal/heartbeat", json={}, headers=worker_headers).json()[
+        "commands"
+    ] == ["resume"]
+    workers = api_client.get("/admin/workers", headers=admin_headers).json()["workers"]
+    assert [(w["worker_id"], w["state"], w["current_leases"]) for w in workers] == [
+        ("worker-test-1", "alive", 1)
+    ]
+    unknown = api_client.post(
+        "/admin/workers/nobody/commands", json={"command": "pause"}, headers=admin_headers
+    )
+    assert unknown.status_code == 404
+
+
+def test_a_heartbeat_extends_the_workers_leases(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["KEEP-1"])
+    [task] = lease(api_client, worker_headers)
+    from sqlalchemy import text
+
+    db_session.execute(
+        text("UPDATE scrape_tasks SET lease_expires_at = now() + interval '5 seconds'")
+    )
+    db_session.commit()
+
+    api_client.post("/internal/heartbeat", json={"active_tasks": 1}, headers=worker_headers)
+
+    expires = task_row(db_session, task_id)["lease_expires_at"]
+    assert expires > datetime.now(UTC) + timedelta(seconds=250)
+    assert task["task_id"] == str(task_id)
+
+
+def test_metrics_report_queue_depth_leases_dead_letters_and_workers(
+    api_client: TestClient, admin_headers: dict[str, str], worker_headers: dict[str, str]
+) -> None:
+    enqueue(api_client, admin_headers, ["M-1", "M-2", "M-3"])
+    enqueue(api_client, admin_headers, ["M-4"], priority=1)
+    api_client.post("/internal/heartbeat", json={}, headers=worker_headers)
+    [leased] = lease(api_client, worker_headers)
+    [doomed] = lease(api_client, worker_headers)
+    api_client.post(
+        f"/internal/tasks/{doomed['task_id']}/fail",
+        json={"reason": "format_changed", "retry_suggested": False},
+        headers=worker_headers,
+    )
+
+    text_body = api_client.get("/metrics").text
+
+    assert 'gateway_queue_depth{platform="demo",priority="3"} 2.0' in text_body
+    assert 'gateway_tasks_in_progress{kind="http",platform="demo"} 1.0' in text_body
+    assert 'gateway_dead_letters{platform="demo",reason="format_changed"} 1.0' in text_body
+    assert 'gateway_workers{state="alive"} 1.0' in text_body
+    assert leased["priority"] == 1
