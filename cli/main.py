@@ -28,6 +28,13 @@ def register_commands() -> None:
     from cli.api_keys import api_keys_group
 
     main.add_command(api_keys_group)
+    from cli.dead_letters import dead_letters_group
+    from cli.enqueue import enqueue_command
+    from cli.workers import workers_group
+
+    main.add_command(enqueue_command)
+    main.add_command(dead_letters_group)
+    main.add_command(workers_group)
 
 
 register_commands()

@@ -1,0 +1,120 @@
+"""``gatewayctl enqueue FILE``: enqueue a CSV or a plain list of parcel ids, with a progress
+bar and a summary (enqueued / already active / invalid, by line)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from services.dispatch.enqueue import EnqueueRequest, ItemStatus
+
+CSV_COLUMNS = ("platform", "state", "county", "parcel_id", "url", "priority")
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    request: EnqueueRequest | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Defaults:
+    platform: str | None
+    state: str | None
+    county: str | None
+    priority: int | None
+
+
+def _plain_lines(path: Path, defaults: Defaults) -> Iterator[Line]:
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, raw in enumerate(handle, start=1):
+            value = raw.strip()
+            if not value or value.startswith("#"):
+                continue
+            yield _line(number, {"parcel_id": value}, defaults)
+
+
+def _csv_lines(path: Path, defaults: Defaults) -> Iterator[Line]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "parcel_id" not in (reader.fieldnames or []):
+            raise click.ClickException(f"{path}: a CSV needs a parcel_id column")
+        for row in reader:
+            yield _line(reader.line_num, row, defaults)
+
+
+def _line(number: int, row: dict[str, str | None], defaults: Defaults) -> Line:
+    def pick(column: str, fallback: str | None) -> str:
+        return (row.get(column) or "").strip() or (fallback or "")
+
+    missing = [c for c in ("platform", "state", "county") if not pick(c, getattr(defaults, c))]
+    if missing:
+        return Line(number, None, f"no {', '.join(missing)} (column or option)")
+    raw_priority = pick("priority", None)
+    try:
+        priority = int(raw_priority) if raw_priority else defaults.priority
+    except ValueError:
+        return Line(number, None, f"priority {raw_priority!r} is not a number")
+    request = EnqueueRequest(
+        platform=pick("platform", defaults.platform),
+        state=pick("state", defaults.state),
+        county=pick("county", defaults.county),
+        parcel_id=pick("parcel_id", None),
+        url=pick("url", None) or None,
+        priority=priority,
+    )
+    return Line(number, request)
+
+
+def read_lines(path: Path, defaults: Defaults) -> list[Line]:
+    with path.open(encoding="utf-8-sig") as handle:
+        first = handle.readline()
+    is_csv = path.suffix.lower() == ".csv" or "parcel_id" in first.split(",")[0:6]
+    return list((_csv_lines if is_csv else _plain_lines)(path, defaults))
+
+
+@click.command("enqueue")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--platform", help="Platform for rows without one (e.g. qpublic).")
+@click.option("--state", help="State for rows without one (e.g. FL).")
+@click.option("--county", help="County for rows without one (e.g. dixie).")
+@click.option("--priority", type=click.IntRange(1, 4), help="1 urgent … 4 low; default 3.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+def enqueue_command(
+    path: Path,
+    platform: str | None,
+    state: str | None,
+    county: str | None,
+    priority: int | None,
+    batch_size: int,
+) -> None:
+    """Enqueue the parcels of PATH (a CSV with a parcel_id column, or one id a line)."""
+    from tasks.dispatch_broker import enqueue_and_publish
+
+    lines = read_lines(path, Defaults(platform, state, county, priority))
+    counts = {status: 0 for status in ItemStatus}
+    problems = [(line.number, line.error or "") for line in lines if line.request is None]
+    counts[ItemStatus.INVALID] = len(problems)
+    valid = [line for line in lines if line.request is not None]
+    with tqdm(total=len(valid), unit="task", desc="enqueue", disable=None) as progress:
+        for start in range(0, len(valid), batch_size):
+            batch = valid[start : start + batch_size]
+            report = enqueue_and_publish([line.request for line in batch if line.request])
+            for outcome in report.outcomes:
+                counts[outcome.status] += 1
+                if outcome.status is ItemStatus.INVALID:
+                    problems.append((batch[outcome.index].number, outcome.error or ""))
+            progress.update(len(batch))
+    click.echo(
+        f"enqueued {counts[ItemStatus.ENQUEUED]}, "
+        f"already active {counts[ItemStatus.ALREADY_ACTIVE]}, "
+        f"invalid {counts[ItemStatus.INVALID]}"
+    )
+    for number, error in sorted(problems):
+        click.echo(f"  line {number}: {error}")
