@@ -10,13 +10,13 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import TaskStatus
 from db.session import session_scope
+from gateway_api.metrics import register_live_collector
 from services.dispatch.ledger_stats import DispatchFigures, read_dispatch_figures
 from settings import get_settings
 
@@ -83,5 +83,5 @@ def install_dispatch_metrics() -> DispatchCollector:
     global _collector
     if _collector is None:
         _collector = DispatchCollector()
-        REGISTRY.register(_collector)
+        register_live_collector(_collector)
     return _collector

@@ -6,12 +6,14 @@ import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter(
     "gateway_requests_total", "HTTP requests by route template", ["method", "path", "status"]
@@ -23,6 +25,14 @@ REQUEST_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 UNMATCHED_ROUTE = "<unmatched>"
+# Collectors that read true figures at scrape time (ledger, Redis); served in both modes.
+LIVE_COLLECTORS: list[Collector] = []
+
+
+def register_live_collector(collector: Collector) -> None:
+    if collector not in LIVE_COLLECTORS:
+        LIVE_COLLECTORS.append(collector)
+        REGISTRY.register(collector)
 
 
 def render_metrics() -> tuple[bytes, str]:
@@ -30,5 +40,7 @@ def render_metrics() -> tuple[bytes, str]:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in LIVE_COLLECTORS:
+            registry.register(collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

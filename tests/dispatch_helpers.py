@@ -151,3 +151,14 @@ def clean_dispatch_queues() -> Iterator[None]:
         finally:
             channel.close()
     yield
+
+
+def publish_duplicate(session: Session, task_id: uuid.UUID) -> None:
+    """A second message for the same ledger row, as a redelivery or a re-publish race makes."""
+    from db.models import ScrapeTask
+    from services.dispatch.envelopes import scrape_message
+    from tasks.dispatch_broker import publish_scrape_messages
+
+    task = session.get(ScrapeTask, task_id)
+    assert task is not None
+    publish_scrape_messages([scrape_message(task)])

@@ -24,6 +24,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     enqueue,
     expire_leases,
     platform_policy,
+    publish_duplicate,
     queue_depth,
     task_row,
 )
@@ -116,12 +117,8 @@ def test_a_duplicate_message_reaching_a_celery_worker_is_dropped_without_running
     db_session: Session,
     celery_worker_factory: WorkerFactory,
 ) -> None:
-    from db.models import ScrapeTask
-    from services.dispatch.envelopes import scrape_message
-    from tasks.dispatch_broker import publish_scrape_messages
-
     [task_id] = enqueue(api_client, admin_headers, ["TWICE-1"])
-    publish_scrape_messages([scrape_message(db_session.get(ScrapeTask, task_id))])
+    publish_duplicate(db_session, task_id)
     [sentinel] = enqueue(api_client, admin_headers, ["AFTER-1"])
     assert queue_depth("demo") == 3
     celery_worker_factory(DEMO_QUEUES)

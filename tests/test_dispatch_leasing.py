@@ -19,6 +19,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     enqueue,
     lease,
     platform_policy,
+    publish_duplicate,
     queue_depth,
     task_row,
 )
@@ -265,12 +266,8 @@ def test_a_duplicate_message_is_dropped_and_never_leased_twice(
     worker_headers: dict[str, str],
     db_session: Session,
 ) -> None:
-    from db.models import ScrapeTask
-    from services.dispatch.envelopes import scrape_message
-    from tasks.dispatch_broker import publish_scrape_messages
-
     [task_id] = enqueue(api_client, admin_headers, ["DUP-1"])
-    publish_scrape_messages([scrape_message(db_session.get(ScrapeTask, task_id))])
+    publish_duplicate(db_session, task_id)
     assert queue_depth("demo") == 2
 
     leased = lease(api_client, worker_headers, capacity=10)
