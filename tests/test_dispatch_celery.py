@@ -152,3 +152,30 @@ def test_scraper_failures_are_retried_from_the_ledger_then_dead_lettered(
     assert (broken_row["attempt"], broken_row["last_error_reason"]) == (1, "format_changed")
     assert take_ingest_items() == []
     assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_demo_tasks_flow_end_to_end_into_searchable_parcels(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    from sqlalchemy import text
+
+    ids = enqueue(api_client, admin_headers, ["0108130000363", "0108130000364"])
+    celery_worker_factory([*DEMO_QUEUES, INGEST_QUEUE], concurrency=2)
+
+    for task_id in ids:
+        wait_for_status(db_session, task_id, "succeeded")
+
+    def ingested() -> list[Any]:
+        db_session.rollback()
+        query = text("SELECT parcel_id, owner_name, total_due, tax_year FROM parcels ORDER BY 1")
+        rows = list(db_session.execute(query).all())
+        return rows if len(rows) == 2 else []
+
+    parcels = wait_for(ingested, timeout_s=30, what="the demo parcels to be ingested")
+
+    assert [p.parcel_id for p in parcels] == ["0108130000363", "0108130000364"]
+    assert all(p.owner_name and p.total_due is not None and p.tax_year for p in parcels)
+    assert_ledger_balanced(db_session, enqueued=2)
