@@ -162,3 +162,13 @@ def publish_duplicate(session: Session, task_id: uuid.UUID) -> None:
     task = session.get(ScrapeTask, task_id)
     assert task is not None
     publish_scrape_messages([scrape_message(task)])
+
+
+def assert_queue_depth(expected: int, platform: str = "demo", priority: int = 3) -> None:
+    """Polls briefly: on RabbitMQ a publish is routed asynchronously to the count we read."""
+    from tests.waiting import wait_for
+
+    try:
+        wait_for(lambda: queue_depth(platform, priority) == expected, timeout_s=3)
+    except AssertionError:
+        assert queue_depth(platform, priority) == expected

@@ -6,26 +6,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from db.session import session_scope
-from services.dispatch.reaper import reap_expired_leases
-from tasks.dispatch_jobs import republish_due_retries
+from tasks.dispatch_jobs import reap_leases, republish_due_retries
 from tasks.queues import INGEST_QUEUE, scrape_queue_names
 from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
+    assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
-    expire_leases,
     platform_policy,
     publish_duplicate,
-    queue_depth,
     task_row,
 )
 from tests.waiting import wait_for
@@ -91,15 +88,14 @@ def test_kill_9_of_a_celery_worker_mid_task_runs_the_task_again_and_it_succeeds_
     celery_worker_factory: WorkerFactory,
 ) -> None:
     [task_id] = enqueue(api_client, admin_headers, ["KILL-1"])
-    slow = celery_worker_factory(DEMO_QUEUES, extra_env={"GATEWAY_DEMO_SCRAPE_DELAY_S": "60"})
+    slow_env = {"GATEWAY_DEMO_SCRAPE_DELAY_S": "60", "GATEWAY_CELERY_RUN_LEASE_S": "2"}
+    slow = celery_worker_factory(DEMO_QUEUES, extra_env=slow_env)
     wait_for_status(db_session, task_id, "running")
 
     slow.kill()
-    # The run lease is how the ledger notices; let it run out instead of waiting for it.
-    expire_leases()
     with platform_policy("demo", backoff_base_s=0):
-        with session_scope() as session:
-            assert reap_expired_leases(session, now=datetime.now(UTC)) == 1
+        # The run lease (2 s here) running out is how the ledger notices the dead worker.
+        wait_for(lambda: reap_leases()["expired"] == 1, timeout_s=10, interval_s=0.2)
         assert republish_due_retries() == 1
     celery_worker_factory(DEMO_QUEUES)
 
@@ -120,12 +116,12 @@ def test_a_duplicate_message_reaching_a_celery_worker_is_dropped_without_running
     [task_id] = enqueue(api_client, admin_headers, ["TWICE-1"])
     publish_duplicate(db_session, task_id)
     [sentinel] = enqueue(api_client, admin_headers, ["AFTER-1"])
-    assert queue_depth("demo") == 3
+    assert_queue_depth(3, "demo")
     celery_worker_factory(DEMO_QUEUES)
 
     wait_for_status(db_session, sentinel, "succeeded")  # FIFO: both copies were handled
 
-    assert queue_depth("demo") == 0
+    assert_queue_depth(0, "demo")
     assert task_row(db_session, task_id)["attempt"] == 1
     ran = sorted(item["task_id"] for item in take_ingest_items())
     assert ran == sorted([str(task_id), str(sentinel)])

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from cli.main import main
 from tests.dispatch_helpers import (
     assert_ledger_balanced,
+    assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
     lease,
-    queue_depth,
 )
 from tests.shared_data import DIXIE_PARCEL_IDS
 
@@ -34,7 +34,7 @@ def test_enqueueing_the_dixie_county_id_list_is_idempotent(db_session: Session) 
     unique = len(set(ids))
     assert f"enqueued {unique}, already active {len(ids) - unique}, invalid 0" in first.output
     assert f"enqueued 0, already active {len(ids)}, invalid 0" in second.output
-    assert queue_depth("qpublic", 3) == unique
+    assert_queue_depth(unique, "qpublic", 3)
     assert_ledger_balanced(db_session, enqueued=unique)
 
 
@@ -57,7 +57,7 @@ def test_a_csv_reports_invalid_rows_by_line(tmp_path: Path, db_session: Session)
     assert "line 4: parcel_id is empty" in result.output
     assert "line 5: priority 'high' is not a number" in result.output
     assert "line 6: no platform" in result.output
-    assert queue_depth("demo", 1) == 1
+    assert_queue_depth(1, "demo", 1)
 
 
 def test_dead_letters_can_be_listed_shown_redriven_and_purged(

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
 from tests.dispatch_helpers import (
     assert_ledger_balanced,
+    assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
-    queue_depth,
     task_row,
 )
 
@@ -51,8 +51,8 @@ def test_a_batch_reports_each_bad_item_and_enqueues_the_rest(
         "queued",
     )
     assert first["published_at"] is not None
-    assert queue_depth("demo", 3) == 1
-    assert queue_depth("demo", 1) == 1
+    assert_queue_depth(1, "demo", 3)
+    assert_queue_depth(1, "demo", 1)
     assert_ledger_balanced(db_session, enqueued=2)
 
 
@@ -74,7 +74,7 @@ def test_enqueueing_an_active_parcel_again_changes_nothing(
     body = response.json()
     assert (body["enqueued"], body["already_active"]) == (0, 2)
     assert {item["task_id"] for item in body["items"]} == {str(task_id)}
-    assert queue_depth("demo") == 1
+    assert_queue_depth(1, "demo")
     assert_ledger_balanced(db_session, enqueued=1)
 
 
@@ -105,11 +105,11 @@ def test_rows_written_but_never_published_are_published_by_the_periodic_job(
         ],
     )
     db_session.commit()  # the publisher "dies" here: committed, never published
-    assert queue_depth("demo") == 0
+    assert_queue_depth(0, "demo")
 
     assert republish_unpublished(grace_s=0) == 2
 
-    assert queue_depth("demo") == 2
+    assert_queue_depth(2, "demo")
     for message in report.messages:
         assert task_row(db_session, message.task_id)["published_at"] is not None
     assert republish_unpublished(grace_s=0) == 0
@@ -128,12 +128,12 @@ def test_a_queued_task_whose_message_vanished_is_published_again(
         channel = connection.channel()
         assert queue_for("scrape.demo.p3").bind(channel).get(no_ack=True) is not None
         channel.close()
-    assert queue_depth("demo") == 1
+    assert_queue_depth(1, "demo")
 
     assert republish_vanished(grace_s=60) == 0  # too recent to suspect
     assert republish_vanished(grace_s=0) == 1
 
-    assert queue_depth("demo") == 2
+    assert_queue_depth(2, "demo")
     assert task_row(db_session, kept)["status"] == "queued"
     assert_ledger_balanced(db_session, enqueued=2)
 

@@ -18,12 +18,12 @@ from services.dispatch.reaper import reap_expired_leases, reap_stale_workers
 from tasks.dispatch_jobs import republish_due_retries
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
+    assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
     expire_leases,
     lease,
     platform_policy,
-    queue_depth,
     silence_workers,
     task_row,
 )
@@ -56,10 +56,10 @@ def test_a_broker_connection_dropped_between_lease_and_ack_loses_nothing(
     # The lease stands; the unacked message came back to the queue as a duplicate ...
     assert task["task_id"] == str(task_id)
     assert task_row(db_session, task_id)["status"] == "leased"
-    assert queue_depth("demo") == 1
+    assert_queue_depth(1, "demo")
     # ... and is dropped, never handed to a second worker.
     assert lease(api_client, OTHER_WORKER) == []
-    assert queue_depth("demo") == 0
+    assert_queue_depth(0, "demo")
     done = api_client.post(
         f"/internal/tasks/{task_id}/complete",
         json={"lease_token": task["lease_token"]},
@@ -86,7 +86,7 @@ def test_a_database_outage_after_taking_messages_puts_them_back(
     monkeypatch.undo()
 
     assert failed.status_code == 503
-    assert queue_depth("demo") == 1
+    assert_queue_depth(1, "demo")
     [task] = lease(api_client, worker_headers)
     assert task["task_id"] == str(task_id) and task["attempt"] == 1
     assert_ledger_balanced(db_session, enqueued=1)

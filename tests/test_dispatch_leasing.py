@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from tasks.dispatch_jobs import republish_due_retries
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
+    assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
     lease,
     platform_policy,
     publish_duplicate,
-    queue_depth,
     task_row,
 )
 
@@ -61,7 +61,7 @@ def test_a_lease_batch_is_capped_by_capacity_and_carries_the_work_task_shape(
     assert task["type"] == "parcel" and task["platform"] == "demo" and task["attempt"] == 1
     assert set(task["target"]) == {"parcel_id", "state", "county", "url"}
     assert task["lease_expires_at"] and task["created_at"] and task["lease_token"] > 0
-    assert queue_depth("demo") == 0
+    assert_queue_depth(0, "demo")
 
 
 def test_an_empty_poll_returns_no_tasks_and_a_retry_hint(
@@ -268,11 +268,11 @@ def test_a_duplicate_message_is_dropped_and_never_leased_twice(
 ) -> None:
     [task_id] = enqueue(api_client, admin_headers, ["DUP-1"])
     publish_duplicate(db_session, task_id)
-    assert queue_depth("demo") == 2
+    assert_queue_depth(2, "demo")
 
     leased = lease(api_client, worker_headers, capacity=10)
     later = lease(api_client, worker_headers, capacity=10)
 
     assert [t["task_id"] for t in leased] == [str(task_id)] and later == []
-    assert queue_depth("demo") == 0
+    assert_queue_depth(0, "demo")
     assert task_row(db_session, task_id)["attempt"] == 1
