@@ -14,13 +14,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tasks.dispatch_jobs import reap_leases, republish_due_retries
-from tasks.queues import INGEST_QUEUE, scrape_queue_names
+from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
 from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
     assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
+    expire_leases,
+    lease,
     platform_policy,
     publish_duplicate,
     task_row,
@@ -175,3 +177,34 @@ def test_demo_tasks_flow_end_to_end_into_searchable_parcels(
     assert [p.parcel_id for p in parcels] == ["0108130000363", "0108130000364"]
     assert all(p.owner_name and p.total_due is not None and p.tax_year for p in parcels)
     assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_the_periodic_jobs_run_on_a_maintenance_worker(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    from tasks.app import app
+
+    [task_id] = enqueue(api_client, admin_headers, ["BEAT-1"])
+    [task] = lease(api_client, worker_headers)
+    expire_leases()
+    celery_worker_factory([MAINTENANCE_QUEUE])
+
+    with platform_policy("demo", backoff_base_s=0):
+        app.send_task("maintenance.reap_leases")
+        wait_for_status(db_session, task_id, "retry_wait")
+        app.send_task("maintenance.republish_due_retries")
+        row = wait_for(
+            lambda: (
+                (r := task_row(db_session, task_id))["status"] == "queued"
+                and r["published_at"] is not None
+                and r
+            ),
+            timeout_s=30,
+        )
+
+    assert row["status"] == "queued" and row["attempt"] == 1
+    assert [t["task_id"] for t in lease(api_client, worker_headers)] == [task["task_id"]]

@@ -64,6 +64,7 @@ def lease_work(
                 leased.extend(lease_and_ack(taken, worker_id, lease_timeout_s, errors))
         return leased
     except errors as exc:
+        _declared.clear()  # a queue deleted on the broker is declared again next time
         raise ServiceUnavailable("the broker connection failed while leasing") from exc
     finally:
         _close_quietly(channel, errors)
