@@ -7,7 +7,7 @@ import sys
 
 from bench.environment import bench_servers
 
-BENCHMARKS = ("ingest", "search")
+BENCHMARKS = ("ingest", "search", "dispatch")
 
 
 def main(argv: list[str]) -> int:
