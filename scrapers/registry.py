@@ -33,6 +33,7 @@ class ScrapeFailed(Exception):
 
 Scraper = Callable[[ScrapeTarget], dict[str, str]]
 _scrapers: dict[str, Scraper] = {}
+_loaded = False
 
 
 def register_scraper(platform: str) -> Callable[[Scraper], Scraper]:
@@ -44,7 +45,9 @@ def register_scraper(platform: str) -> Callable[[Scraper], Scraper]:
 
 
 def get_scraper(platform: str) -> Scraper | None:
-    if not _scrapers:
+    global _loaded
+    if not _loaded:
         for module in SCRAPER_MODULES:
             importlib.import_module(module)
+        _loaded = True
     return _scrapers.get(platform)
