@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import ApiKey
 from gateway_api.deps import SessionDep
-from services.errors import Forbidden, RateLimited, Unauthorized
+from services.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
 from services.public.api_keys import authenticate_api_key
 from services.public.quotas import QuotaCounter, QuotaError
 from services.public.rate_limits import BucketDecision, RateLimiter
@@ -58,7 +58,11 @@ def get_quota_counter() -> QuotaCounter:
 
 
 def _take_token(request: Request, identity: str, tier: Tier) -> None:
-    decision = get_rate_limiter().take(identity, tier)
+    try:
+        decision = get_rate_limiter().take(identity, tier)
+    except redis.RedisError as exc:
+        # Fail closed: without the limiter there is no limit to enforce.
+        raise ServiceUnavailable("rate limiting is unavailable; retry shortly") from exc
     request.state.public_rate_limit = decision
     if not decision.is_allowed:
         RATE_LIMIT_HITS.labels(tier.name, "rate").inc()
@@ -104,6 +108,8 @@ def quota_for(feature: Feature) -> Callable[..., Iterator[None]]:
         counter = get_quota_counter()
         try:
             reservation = counter.reserve(client.identity, client.tier, feature)
+        except redis.RedisError as exc:
+            raise ServiceUnavailable("quota accounting is unavailable; retry shortly") from exc
         except Forbidden as exc:
             limit = "quota" if isinstance(exc, QuotaError) else "tier"
             RATE_LIMIT_HITS.labels(client.tier.name, limit).inc()

@@ -226,3 +226,17 @@ def test_usage_reports_tier_limits_and_what_remains(
         "remaining_today": limit - 1,
     }
     assert datetime.fromisoformat(body["resets_at"]) == next_reset_at()
+
+
+def test_without_redis_the_public_api_fails_closed_with_503(
+    api_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway_api import public_access
+    from localstack.servers import find_free_port
+
+    unreachable = redis.Redis(port=find_free_port(), socket_connect_timeout=0.2)
+    monkeypatch.setattr(public_access, "get_rate_limiter", lambda: RateLimiter(unreachable))
+    response = api_client.get("/v1/search")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert api_client.get("/health").status_code == 200

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from services.public import search as parcel_search
 from tests.public_factories import ParcelSpec, add_parcels
 
 ENTERPRISE_SPECS = [
@@ -134,9 +135,7 @@ def test_sort_by_updated_at_both_ways(
 ) -> None:
     for position, parcel_id in enumerate(["A-2", "C-1", "A-1", "B-1", "A-4", "A-3"]):
         db_session.execute(
-            text(
-                "UPDATE parcels SET updated_at = now() - make_interval(mins => :m) WHERE id = :i"
-            ),
+            text("UPDATE parcels SET updated_at = now() - make_interval(mins => :m) WHERE id = :i"),
             {"m": 100 - position, "i": parcels[parcel_id]},
         )
     db_session.commit()
@@ -279,3 +278,40 @@ def test_owner_search_takes_scope_and_refuses_short_or_unknown_input(client: Tes
     response = client.get("/v1/search/address", params={"q": "oak", "owner": "x"})
     assert response.status_code == 422
     assert "owner" in response.json()["error"]["message"]
+
+
+def test_the_public_endpoints_are_documented_in_openapi(api_client: TestClient) -> None:
+    spec = api_client.get("/openapi.json").json()
+    for path in (
+        "/v1/search", "/v1/search/owner", "/v1/search/address", "/v1/usage",
+        "/v1/parcels/{state}/{county}/{parcel_id}",
+        "/v1/parcels/{state}/{county}/{parcel_id}/history", "/v1/top-lists/{strategy}",
+    ):  # fmt: skip
+        assert path in spec["paths"], path
+    search = spec["paths"]["/v1/search"]["get"]
+    names = {parameter["name"] for parameter in search["parameters"]}
+    assert {"owner", "total_due_min", "delinquent", "sort", "cursor", "x-api-key"} <= names
+
+
+@pytest.mark.parametrize("sort", ["-total_due", "assessed_value", "-due_to_value"])
+def test_substring_pages_are_the_same_whether_found_by_walk_or_by_trigram_index(
+    client: TestClient, db_session: Session, monkeypatch: pytest.MonkeyPatch, sort: str
+) -> None:
+    owners = ["SMITH JOHN", "SMITHSON AL", "JONES SMITH", "GARCIA ANA", "BLACKSMITH CO"]
+    add_parcels(
+        db_session,
+        [
+            ParcelSpec(
+                owner=owners[n % len(owners)], total_due=None if n % 6 == 0 else f"{n % 4}00",
+                assessed_value=f"{1000 + n % 7}",
+            )
+            for n in range(80)
+        ],
+    )  # fmt: skip
+    params = {"owner": "smith", "sort": sort, "limit": 5}
+    monkeypatch.setattr(parcel_search, "HEAD_ROWS", 10_000)  # always found by the walk
+    walked = all_pages(client, params)
+    monkeypatch.setattr(parcel_search, "HEAD_ROWS", 2)  # always falls back to the index
+    indexed = all_pages(client, params)
+    assert [i["parcel_id"] for i in walked] == [i["parcel_id"] for i in indexed]
+    assert len(walked) == 64  # 4 of every 5 owners contain "smith"

@@ -78,7 +78,10 @@ class QuotaCounter:
         if limit == 0:
             raise _restricted(tier, feature)
         if limit is None:
-            self._client.pipeline().incr(key).expire(key, _KEY_TTL_S).execute()
+            with self._client.pipeline() as pipeline:
+                pipeline.incr(key)
+                pipeline.expire(key, _KEY_TTL_S)
+                pipeline.execute()
             return Reservation(key=key)
         reserved, used = self._reserve(keys=[key], args=[limit, _KEY_TTL_S])
         if not reserved:

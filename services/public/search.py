@@ -18,17 +18,24 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select, text, tuple_
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from db.models import Parcel
 from db.models.parcel_search import due_to_value_ratio
 from services.errors import InvalidInput, ServiceUnavailable
 from services.public.cursors import Cursor, decode_cursor, encode_cursor, fingerprint_of
-from services.public.search_filters import SearchFilters, filter_conditions
+from services.public.search_filters import (
+    SearchFilters,
+    filter_conditions,
+    has_text_filters,
+    text_conditions,
+)
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 _QUERY_CANCELED = "57014"
+# Rows of the sort order a substring search tests one by one before using the trigram index.
+HEAD_ROWS = 3000
 
 
 class SortKey(enum.StrEnum):
@@ -150,12 +157,46 @@ def _fetch_page(
     ).where(*filter_conditions(filters))
     rows: list[Row] = []
     if position is None or position.value is not None:
-        rows = _run(session, _valued_query(base, expression, sort, position), limit + 1)
+        valued = _valued_query(base, expression, sort, position)
+        rows = _run(session, valued, filters, sort, limit + 1)
     if len(rows) <= limit and include_nulls:
         after_id = position.last_id if position is not None and position.value is None else None
         nulls = _nulls_query(base, expression, sort, after_id)
-        rows += _run(session, nulls, limit + 1 - len(rows))
+        rows += _run(session, nulls, filters, sort, limit + 1 - len(rows))
     return rows
+
+
+def _run(
+    session: Session, query: Select[Any], filters: SearchFilters, sort: SearchSort, count: int
+) -> list[Row]:
+    """The first ``count`` rows of ``query`` that also match the owner/address substrings.
+
+    A common substring ("smith": tens of thousands of parcels) is found fastest by walking
+    the sort index and testing each row; a rare one through the trigram index. Trigram
+    statistics cannot tell the two apart (a word's trigrams are not independent), so the
+    walk is tried first over at most ``HEAD_ROWS`` rows of the order: a page found there is
+    exactly the page (those rows come first in the order); otherwise the index answers.
+    """
+    if not has_text_filters(filters):
+        return _rows(session, query.limit(count))
+    rows = _rows(session, _matches_in_head(query, filters, sort, count))
+    if len(rows) >= count:
+        return rows
+    indexed = query.where(*text_conditions(filters, Parcel.__table__.c, use_index=True))
+    return _rows(session, indexed.limit(count))
+
+
+def _matches_in_head(
+    query: Select[Any], filters: SearchFilters, sort: SearchSort, count: int
+) -> Select[Any]:
+    head = query.limit(HEAD_ROWS).subquery("head")
+    order = [head.c.sort_value, head.c.id]
+    return (
+        select(aliased(Parcel, head), head.c.due_to_value, head.c.sort_value)
+        .where(*text_conditions(filters, head.c, use_index=False))
+        .order_by(*[c.desc() if sort.is_descending else c.asc() for c in order])
+        .limit(count)
+    )
 
 
 def _valued_query(
@@ -180,8 +221,8 @@ def _nulls_query(
     return query.order_by(Parcel.id.desc() if sort.is_descending else Parcel.id.asc())
 
 
-def _run(session: Session, query: Select[Any], count: int) -> list[Row]:
-    return [(row[0], row[1], row[2]) for row in session.execute(query.limit(count))]
+def _rows(session: Session, query: Select[Any]) -> list[Row]:
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
 
 
 def _value_text(value: object) -> str | None:

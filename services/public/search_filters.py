@@ -103,25 +103,44 @@ def _check_range(name: str, low: Decimal | None, high: Decimal | None) -> None:
         raise invalid_parameter(f"{name}_min", f"is larger than {name}_max")
 
 
-def substring_conditions(column: Any, needle: str) -> list[ColumnElement[bool]]:
-    """All of the needle's trigrams in the column's (GIN-indexed), then the substring itself."""
-    column_trigrams = func.public_text_trigrams(column, type_=ARRAY(Text))
-    needle_trigrams = func.public_text_trigrams(needle, type_=ARRAY(Text))
-    has_trigrams = column_trigrams.op("@>", return_type=Boolean)(needle_trigrams)
-    contains = func.strpos(func.public_text_normalize(column), func.public_text_normalize(needle))
-    return [has_trigrams, contains > 0]
+def contains_text(column: Any, needle: str) -> ColumnElement[bool]:
+    """The substring test itself (normalised case and spaces); cheap, but no index."""
+    normalized = func.public_text_normalize(column)
+    return func.strpos(normalized, func.public_text_normalize(needle)) > 0
+
+
+def text_conditions(filters: SearchFilters, columns: Any, *, use_index: bool) -> list[Any]:
+    """Owner/address substring conditions on ``columns`` (a table's or a subquery's ``.c``).
+
+    With ``use_index`` they add "all of the needle's trigrams are in the column's", which the
+    GIN trigram index answers; without, only the substring test (for rows already at hand).
+    """
+    conditions: list[Any] = []
+    for column, needle in (
+        (columns.owner_name, filters.owner),
+        (columns.situs_address, filters.address),
+    ):
+        if needle is None:
+            continue
+        if use_index:
+            column_trigrams = func.public_text_trigrams(column, type_=ARRAY(Text))
+            needle_trigrams = func.public_text_trigrams(needle, type_=ARRAY(Text))
+            conditions.append(column_trigrams.op("@>", return_type=Boolean)(needle_trigrams))
+        conditions.append(contains_text(column, needle))
+    return conditions
+
+
+def has_text_filters(filters: SearchFilters) -> bool:
+    return filters.owner is not None or filters.address is not None
 
 
 def filter_conditions(filters: SearchFilters) -> list[ColumnElement[bool]]:
+    """Every filter but the owner/address substrings (see ``text_conditions``)."""
     conditions: list[ColumnElement[bool]] = []
     if filters.state is not None:
         conditions.append(Parcel.state == filters.state)
     if filters.county is not None:
         conditions.append(Parcel.county == filters.county)
-    if filters.owner is not None:
-        conditions += substring_conditions(Parcel.owner_name, filters.owner)
-    if filters.address is not None:
-        conditions += substring_conditions(Parcel.situs_address, filters.address)
     conditions += _range_conditions(Parcel.total_due, filters.total_due_min, filters.total_due_max)
     conditions += _range_conditions(
         Parcel.assessed_value, filters.assessed_value_min, filters.assessed_value_max
