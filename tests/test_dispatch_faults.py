@@ -303,3 +303,43 @@ def test_metrics_report_queue_depth_leases_dead_letters_and_workers(
     assert 'gateway_dead_letters{platform="demo",reason="format_changed"} 1.0' in text_body
     assert 'gateway_workers{state="alive"} 1.0' in text_body
     assert leased["priority"] == 1
+
+
+_TAKE_AND_DIE = """
+import os, signal
+from tasks.app import app
+from tasks.dispatch_broker import queue_for
+
+connection = app.connection_for_write()
+channel = connection.channel()
+message = queue_for("scrape.demo.p3").bind(channel).get(no_ack=False)
+assert message is not None
+os.kill(os.getpid(), signal.SIGKILL)  # dies holding the message, before any lease is written
+"""
+
+
+def test_an_api_process_killed_between_taking_a_message_and_leasing_loses_nothing(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    import subprocess
+    import sys
+
+    from tasks.dispatch_jobs import republish_vanished
+    from tests.celery_workers import REPO_ROOT
+
+    [task_id] = enqueue(api_client, admin_headers, ["CRASH-1"])
+    crashed = subprocess.run([sys.executable, "-c", _TAKE_AND_DIE], cwd=REPO_ROOT, check=False)
+    assert crashed.returncode == -9
+
+    # Redis keeps the message in kombu's unacked hash until the visibility timeout; RabbitMQ
+    # requeues it at once. Either way the ledger row is still queued, and the re-publisher
+    # makes sure a message for it is in the queue.
+    republish_vanished(grace_s=0)
+    [task] = lease(api_client, worker_headers, capacity=5)
+
+    assert task["task_id"] == str(task_id) and task["attempt"] == 1
+    assert lease(api_client, OTHER_WORKER, capacity=5) == []
+    assert_ledger_balanced(db_session, enqueued=1)
