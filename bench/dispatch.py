@@ -73,8 +73,8 @@ def _measure_baseline() -> None:
     started = time.perf_counter()
     taken = 0
     while True:
-        batch = [client.rpoplpush(queue, processing) for _ in range(CAPACITY)]
-        batch = [item for item in batch if item is not None]
+        popped = [client.rpoplpush(queue, processing) for _ in range(CAPACITY)]
+        batch = [item.decode() for item in popped if isinstance(item, bytes)]
         if not batch:
             break
         taken += len(batch)

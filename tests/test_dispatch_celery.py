@@ -197,14 +197,13 @@ def test_the_periodic_jobs_run_on_a_maintenance_worker(
         app.send_task("maintenance.reap_leases")
         wait_for_status(db_session, task_id, "retry_wait")
         app.send_task("maintenance.republish_due_retries")
-        row = wait_for(
-            lambda: (
-                (r := task_row(db_session, task_id))["status"] == "queued"
-                and r["published_at"] is not None
-                and r
-            ),
-            timeout_s=30,
-        )
+
+        def requeued_and_published() -> dict[str, Any]:
+            row = task_row(db_session, task_id)
+            is_done = row["status"] == "queued" and row["published_at"] is not None
+            return row if is_done else {}
+
+        row = wait_for(requeued_and_published, timeout_s=30)
 
     assert row["status"] == "queued" and row["attempt"] == 1
     assert [t["task_id"] for t in lease(api_client, worker_headers)] == [task["task_id"]]
