@@ -90,6 +90,22 @@ def read_queue_depths(keys: Iterable[QueueKey]) -> dict[QueueKey, int]:
     return depths
 
 
+def restore_expired_unacked(limit: int = 1000) -> None:
+    """Redis only: put messages unacked past the visibility timeout back in their queues.
+
+    kombu does this only inside a consumer's poll loop; with HTTP workers alone no such loop
+    runs, so the maintenance job does it (kombu's own mutex keeps concurrent runs apart).
+    """
+    if not get_settings().is_redis_broker:
+        return
+    with app.pool.acquire(block=True, timeout=10) as connection:
+        channel = connection.channel()
+        try:
+            channel.qos.restore_visible(num=limit, interval=1)
+        finally:
+            channel.close()
+
+
 def run_lease_s() -> float:
     settings = get_settings()
     return float(settings.celery_run_lease_s or settings.task_time_limit_s + 60)

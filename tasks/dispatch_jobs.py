@@ -19,7 +19,11 @@ from services.dispatch.publishing import (
 from services.dispatch.reaper import reap_expired_leases, reap_stale_workers
 from settings import get_settings
 from tasks.app import app
-from tasks.dispatch_broker import publish_scrape_messages, read_queue_depths
+from tasks.dispatch_broker import (
+    publish_scrape_messages,
+    read_queue_depths,
+    restore_expired_unacked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ def republish_due_retries() -> int:
 def republish_vanished(grace_s: float | None = None) -> int:
     """Queued rows whose message is no longer in the broker get a new one."""
     grace = get_settings().vanished_grace_s if grace_s is None else grace_s
+    restore_expired_unacked()
     with session_scope() as session:
         expected = count_published_queued(session)
     if not expected:
