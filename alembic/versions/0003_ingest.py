@@ -4,8 +4,9 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26
 
-Two typed parcel columns parsed on ingest (living area, acreage) and the ``raw_files`` table,
-one row per uploaded page, linked to its task and to its parcel by identity.
+Two typed parcel columns parsed on ingest (living area, acreage), a unique index on the parcel
+identity as one text (the ingest's lookup path, immune to stale statistics) and the
+``raw_files`` table, one row per uploaded page, linked to its task and to its parcel.
 """
 
 from collections.abc import Sequence
@@ -22,6 +23,11 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("parcels", sa.Column("living_area_sqft", sa.Integer(), nullable=True))
     op.add_column("parcels", sa.Column("acreage", sa.Numeric(precision=12, scale=4), nullable=True))
+    # Ingest looks staged rows up by this expression (see services/ingest/batch.py).
+    op.execute(
+        "CREATE UNIQUE INDEX uq_parcels_identity_text ON parcels "
+        "(((state)::text || '/' || (county)::text || '/' || parcel_key))"
+    )
     op.create_table(
         "raw_files",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -57,5 +63,6 @@ def downgrade() -> None:
     op.drop_index("ix_raw_files_task_id", table_name="raw_files")
     op.drop_index("ix_raw_files_sha256", table_name="raw_files")
     op.drop_table("raw_files")
+    op.drop_index("uq_parcels_identity_text", table_name="parcels")
     op.drop_column("parcels", "acreage")
     op.drop_column("parcels", "living_area_sqft")

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,6 +29,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import Base, created_at_column, updated_at_column
 
 Money = Numeric(14, 2)
+
+
+def identity_text_sql(alias: str | None = None) -> str:
+    """``state/county/parcel_key`` as one text: the expression of ``uq_parcels_identity_text``.
+
+    Queries must spell it this way (any table alias) for the planner to use that index.
+    """
+    prefix = f"{alias}." if alias else ""
+    return f"(({prefix}state)::text || '/' || ({prefix}county)::text || '/' || {prefix}parcel_key)"
 
 
 class Parcel(Base):
@@ -68,6 +78,7 @@ class Parcel(Base):
     __table_args__ = (
         UniqueConstraint("state", "county", "parcel_key", name="uq_parcels_identity"),
         Index("ix_parcels_state_county_total_due", "state", "county", "total_due"),
+        Index("uq_parcels_identity_text", text(identity_text_sql()), unique=True),
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from db.models.parcels import identity_text_sql
 from services.dispatch.completion import mark_tasks_succeeded
 from services.ingest.fields import TYPED_COLUMNS, extract_typed_values
 from services.ingest.items import ItemError, ResultItem, validate_result_items
@@ -41,14 +42,20 @@ _STAGING_TYPES = {
     "is_delinquent": "boolean", "delinquent_amount": "numeric", "last_sale_date": "date",
     "last_sale_price": "numeric", "living_area_sqft": "integer", "acreage": "numeric",
 }  # fmt: skip
-_ON_IDENTITY = " AND ".join(f"p.{c} = s.{c}" for c in _IDENTITY_COLUMNS)
+# Staged rows find their parcel through the unique expression index on the identity text
+# (migration 0003): no other index can serve this expression, so the plan stays an index
+# lookup per staged row even while the parcels statistics are missing or stale (a fresh
+# table, a newly loaded county), when the (state, county, ...) search indexes look as cheap.
+_ON_IDENTITY = f"{identity_text_sql('p')} = {identity_text_sql('s')}"
 _PARCEL_LIST = ", ".join(_PARCEL_COLUMNS)
 _UPDATE_LIST = ", ".join(f"{c} = excluded.{c}" for c in (*_SCRAPE_COLUMNS, *TYPED_COLUMNS))
 
+# One staging table per connection, emptied by every commit: creating and dropping it per
+# chunk would cost catalog writes each time and bloat the catalog.
 _CREATE_STAGING = (
-    "CREATE TEMP TABLE ingest_staging ("
+    "CREATE TEMP TABLE IF NOT EXISTS ingest_staging ("
     + ", ".join(f"{c} {_STAGING_TYPES[c]}" for c in _STAGING_COLUMNS)
-    + ") ON COMMIT DROP"
+    + ") ON COMMIT DELETE ROWS"
 )
 _COPY_STAGING = f"COPY ingest_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
 # The existing rows are read in the same snapshot as the upsert: what was there before it.
@@ -123,13 +130,13 @@ def ingest_items(session: Session, items: Sequence[ResultItem]) -> IngestOutcome
 
     session.flush()
     session.execute(text(_CREATE_STAGING))
+    session.execute(text("DELETE FROM ingest_staging"))  # an earlier chunk of this transaction
     _copy_lines(session, lines)
     row = session.execute(text(_UPSERT_PARCELS)).one()
     outcome.inserted, outcome.updated = int(row.inserted), int(row.updated)
     outcome.unchanged += int(row.unchanged)
     outcome.stale += len(newest) - outcome.inserted - outcome.updated - int(row.unchanged)
     session.execute(text(_INSERT_SNAPSHOTS))
-    session.execute(text("DROP TABLE ingest_staging"))
     mark_tasks_succeeded(session, {item.task_id for item in items if item.task_id})
     return outcome
 
