@@ -368,6 +368,7 @@ def test_on_redis_a_message_unacked_past_the_visibility_timeout_is_restored_by_t
     subprocess.run([sys.executable, "-c", _TAKE_AND_DIE], cwd=REPO_ROOT, check=False)
     broker = redis.Redis.from_url(settings.celery_broker_url)
     [tag] = broker.zrange("unacked_index", 0, -1)
+    assert isinstance(tag, bytes)
     broker.zadd("unacked_index", {tag: time.time() - settings.visibility_timeout_s - 60})
     broker.close()
 
