@@ -3,9 +3,11 @@
 Published by the gateway to ``scrape.{platform}.p{priority}`` with the ledger id as the
 Celery task id and the task envelope (``services.dispatch.envelopes``) as the one argument.
 The worker claims the row (``queued`` → ``running``; a duplicate delivery claims nothing and
-returns), runs the platform's scraper, sends the result to ``ingest.parcel_results`` and marks
-the row succeeded. Retry policy: never Celery's own — a failure is recorded in the ledger
-(``retry_wait`` with backoff, or ``dead`` after the last retry) and the beat re-publishes it.
+returns; a redelivery after the run was lost takes it over), runs the platform's scraper,
+sends the result to ``ingest.parcel_results`` and marks the row succeeded.
+
+Retry policy: never Celery's own. A failure is recorded in the ledger (``retry_wait`` with
+backoff, or ``dead`` after the last retry) and the beat re-publishes it when due.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
             task_id,
             worker_name=str(self.request.hostname or "celery"),
             run_lease_s=run_lease_s(),
+            is_redelivery=bool((self.request.delivery_info or {}).get("redelivered")),
             now=datetime.now(UTC),
         )
     if claimed is None:

@@ -207,3 +207,22 @@ def test_the_periodic_jobs_run_on_a_maintenance_worker(
 
     assert row["status"] == "queued" and row["attempt"] == 1
     assert [t["task_id"] for t in lease(api_client, worker_headers)] == [task["task_id"]]
+
+
+def test_a_killed_pool_child_hands_its_task_back_and_the_node_reruns_it_at_once(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["OOM-1"])
+    worker = celery_worker_factory(DEMO_QUEUES, extra_env={"GATEWAY_DEMO_SCRAPE_DELAY_S": "3"})
+    wait_for_status(db_session, task_id, "running")
+
+    worker.kill_children()  # as the OOM killer would; the main process requeues the message
+
+    row = wait_for_status(db_session, task_id, "succeeded")
+    assert row["attempt"] == 2 and row["leased_by"] == worker.name
+    assert [e["reason"] for e in row["error_history"]] == ["worker_lost"]
+    assert [item["task_id"] for item in take_ingest_items()] == [str(task_id)]
+    assert_ledger_balanced(db_session, enqueued=1)

@@ -29,11 +29,15 @@ class FailureReason(enum.StrEnum):
     # Recorded by the gateway itself, never sent by a worker.
     LEASE_EXPIRED = "lease_expired"
     WORKER_STALE = "worker_stale"
+    WORKER_LOST = "worker_lost"
 
 
-WORKER_REASONS = frozenset(
-    r for r in FailureReason if r not in (FailureReason.LEASE_EXPIRED, FailureReason.WORKER_STALE)
+_GATEWAY_REASONS = (
+    FailureReason.LEASE_EXPIRED,
+    FailureReason.WORKER_STALE,
+    FailureReason.WORKER_LOST,
 )
+WORKER_REASONS = frozenset(r for r in FailureReason if r not in _GATEWAY_REASONS)
 _MESSAGE_LIMIT = 2000
 _HISTORY_LIMIT = 20
 

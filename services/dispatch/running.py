@@ -14,26 +14,59 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
-from services.dispatch.failures import FailureOutcome, record_failed_attempt
+from services.dispatch.failures import FailureOutcome, FailureReason, record_failed_attempt
 
 
 def claim_run(
-    session: Session, task_id: uuid.UUID, *, worker_name: str, run_lease_s: float, now: datetime
+    session: Session,
+    task_id: uuid.UUID,
+    *,
+    worker_name: str,
+    run_lease_s: float,
+    is_redelivery: bool = False,
+    now: datetime,
 ) -> ScrapeTask | None:
-    """Take a queued task for this run; ``None`` means a duplicate delivery (do not run)."""
-    return session.scalars(
-        update(ScrapeTask)
-        .where(ScrapeTask.id == task_id, ScrapeTask.status == TaskStatus.QUEUED.value)
-        .values(
-            status=TaskStatus.RUNNING.value,
-            leased_by=worker_name,
-            lease_token=LEASE_TOKEN_SEQUENCE.next_value(),
-            lease_expires_at=now + timedelta(seconds=run_lease_s),
-            attempt=ScrapeTask.attempt + 1,
-            started_at=now,
-        )
-        .returning(ScrapeTask)
+    """Take the task for this run; ``None`` means do not run (a duplicate, or dead now).
+
+    A ``queued`` row is taken. A ``running`` row is taken over only when its run is known to
+    be lost: its run lease expired, or this is a redelivery to the very node that ran it (its
+    pool child died and the message was handed back: ``task_reject_on_worker_lost``). The
+    lost run counts as a failed attempt; the retry runs now, on this delivery.
+    """
+    task = session.scalars(
+        select(ScrapeTask).where(ScrapeTask.id == task_id).with_for_update()
     ).one_or_none()
+    if task is None:
+        return None
+    if task.status == TaskStatus.RUNNING.value and _is_lost_run(
+        task, worker_name, is_redelivery, now
+    ):
+        outcome = record_failed_attempt(
+            session,
+            task,
+            reason=FailureReason.WORKER_LOST.value,
+            message=f"the run on {task.leased_by} was lost",
+            now=now,
+        )
+        if outcome.moved_to_dlq:
+            return None
+    elif task.status != TaskStatus.QUEUED.value:
+        return None
+    task.status = TaskStatus.RUNNING.value
+    task.leased_by = worker_name
+    task.lease_token = session.scalar(select(LEASE_TOKEN_SEQUENCE.next_value()))
+    task.lease_expires_at = now + timedelta(seconds=run_lease_s)
+    task.attempt += 1
+    task.started_at = now
+    task.due_at = None
+    session.flush()
+    return task
+
+
+def _is_lost_run(task: ScrapeTask, worker_name: str, is_redelivery: bool, now: datetime) -> bool:
+    if task.lease_expires_at is not None and task.lease_expires_at < now:
+        return True
+    return is_redelivery and task.leased_by == worker_name
 
 
 def finish_run(session: Session, task_id: uuid.UUID, *, lease_token: int, now: datetime) -> bool:
