@@ -276,3 +276,26 @@ def test_a_duplicate_message_is_dropped_and_never_leased_twice(
     assert [t["task_id"] for t in leased] == [str(task_id)] and later == []
     assert_queue_depth(0, "demo")
     assert task_row(db_session, task_id)["attempt"] == 1
+
+
+def test_a_cancelled_task_is_never_handed_out_and_its_holder_gets_409(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    [held_id, waiting_id] = enqueue(api_client, admin_headers, ["X-1", "X-2"], priority=2)
+    [held] = lease(api_client, worker_headers)
+    assert held["task_id"] == str(held_id)
+    api_client.post(f"/admin/tasks/{held_id}/cancel", headers=admin_headers)
+    cancelled = api_client.post(f"/admin/tasks/{waiting_id}/cancel", headers=admin_headers)
+    again = api_client.post(f"/admin/tasks/{waiting_id}/cancel", headers=admin_headers)
+
+    late = api_client.post(f"/internal/tasks/{held_id}/complete", headers=worker_headers)
+
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert again.status_code == 409
+    assert late.status_code == 409
+    assert lease(api_client, worker_headers) == []
+    balance = assert_ledger_balanced(db_session, enqueued=2)
+    assert balance["cancelled"] == 2

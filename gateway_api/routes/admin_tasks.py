@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,6 +13,7 @@ from db.models import ScrapeTask
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from observability.request_context import get_request_id
+from services.dispatch.cancellation import cancel_task
 from services.dispatch.enqueue import MAX_BATCH, EnqueueRequest, ItemStatus
 from services.dispatch.ledger_stats import ledger_balance
 from services.errors import NotFound
@@ -132,6 +133,12 @@ def enqueue_tasks(body: EnqueueIn, _: AdminDep) -> EnqueueOut:
 def get_ledger_balance(_: AdminDep, session: SessionDep) -> LedgerBalanceOut:
     """The ledger invariant's terms: enqueued = succeeded + dead + cancelled + active."""
     return LedgerBalanceOut(**ledger_balance(session))
+
+
+@router.post("/{task_id}/cancel")
+def cancel_scrape_task(task_id: uuid.UUID, _: AdminDep, session: SessionDep) -> TaskOut:
+    """Cancel an active task; workers holding it get 409 from then on."""
+    return task_out(cancel_task(session, task_id, now=datetime.now(UTC)))
 
 
 @router.get("/{task_id}")
