@@ -108,17 +108,22 @@ def redrive_dead_letters(
             continue
         active_keys.add(key)
         due_at = now + timedelta(seconds=len(report.redriven) / rate_per_s)
-        task.status = TaskStatus.RETRY_WAIT.value
-        task.attempt = 0
-        task.due_at = due_at
-        task.finished_at = None
-        task.leased_by = None
-        task.lease_expires_at = None
+        _reset_for_redrive(task, due_at)
         report.redriven.append(task.id)
         report.first_due_at = report.first_due_at or due_at
         report.last_due_at = due_at
     session.flush()
     return report
+
+
+def _reset_for_redrive(task: ScrapeTask, due_at: datetime) -> None:
+    """Fresh attempts; the error history stays. The re-publisher sends it at ``due_at``."""
+    task.status = TaskStatus.RETRY_WAIT.value
+    task.attempt = 0
+    task.due_at = due_at
+    task.finished_at = None
+    task.leased_by = None
+    task.lease_expires_at = None
 
 
 def _active_identities(
