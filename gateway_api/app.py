@@ -15,6 +15,7 @@ from gateway_api.routes import (
     admin_workers,
     health,
     heartbeat,
+    raw_files,
     results,
     task_leases,
     work,
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(results.router)
+    app.include_router(raw_files.router)
     for router in (work, task_leases, heartbeat, admin_tasks, admin_dead_letters, admin_workers):
         app.include_router(router.router)
     install_dispatch_metrics()

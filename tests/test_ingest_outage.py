@@ -34,7 +34,8 @@ def query_one(url: str, sql: str, *params: object) -> tuple[object, ...] | None:
     try:
         with connection, connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone()
+            row: tuple[object, ...] | None = cursor.fetchone()
+            return row
     finally:
         connection.close()
 

@@ -91,7 +91,7 @@ def validate_result_item(raw: object, *, now: datetime) -> ResultItem:
     data = raw.get("data")
     if not isinstance(data, dict):
         raise ItemRejected("data: must be an object")
-    parcel_id = _parcel_id(raw.get("parcel_id"))
+    parcel_id = check_parcel_id(raw.get("parcel_id"))
     data_json, data_hash = _canonical_json(data)
     try:
         state = normalize_state(_required_text(raw, "state"))
@@ -100,16 +100,16 @@ def validate_result_item(raw: object, *, now: datetime) -> ResultItem:
     except InvalidInput as exc:
         raise ItemRejected(exc.message) from exc
     return ResultItem(
-        task_id=_task_id(raw.get("task_id")),
+        task_id=check_task_id(raw.get("task_id")),
         parcel_id=parcel_id,
-        platform=_platform(raw.get("platform")),
+        platform=check_platform(raw.get("platform")),
         state=state,
         county=county,
         parcel_key=key,
         data=data,
         data_json=data_json,
         data_hash=data_hash,
-        scraped_at=_scraped_at(raw.get("scraped_at"), now=now),
+        scraped_at=check_scraped_at(raw.get("scraped_at"), now=now),
         parse_duration_ms=_duration(raw.get("parse_duration_ms")),
         raw_html_hash=_raw_html_hash(raw.get("raw_html_hash")),
     )
@@ -136,7 +136,7 @@ def _required_text(raw: dict[str, Any], name: str) -> str:
     return value
 
 
-def _parcel_id(value: object) -> str:
+def check_parcel_id(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
@@ -149,7 +149,7 @@ def _parcel_id(value: object) -> str:
     return text
 
 
-def _task_id(value: object) -> uuid.UUID | None:
+def check_task_id(value: object) -> uuid.UUID | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -160,13 +160,13 @@ def _task_id(value: object) -> uuid.UUID | None:
         raise ItemRejected(f"task_id: {value[:64]!r} is not a UUID") from exc
 
 
-def _platform(value: object) -> str:
+def check_platform(value: object) -> str:
     if not isinstance(value, str) or not _PLATFORM.match(value.strip().lower()):
         raise ItemRejected("platform: required, letters, digits and underscores (max 64)")
     return value.strip().lower()
 
 
-def _scraped_at(value: object, *, now: datetime) -> datetime:
+def check_scraped_at(value: object, *, now: datetime) -> datetime:
     if not isinstance(value, str):
         raise ItemRejected("scraped_at: required ISO 8601 timestamp")
     try:
