@@ -154,3 +154,29 @@ def test_enqueue_needs_the_admin_token(api_client: TestClient) -> None:
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
     _ = datetime.now(UTC)
+
+
+def test_an_enqueue_while_the_broker_is_down_is_published_once_it_is_back(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from tasks.app import app
+    from tasks.dispatch_jobs import republish_unpublished
+
+    def broker_down(*_: object, **__: object) -> None:
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", broker_down)
+    [task_id] = enqueue(api_client, admin_headers, ["DOWN-1"])
+    monkeypatch.undo()
+    assert task_row(db_session, task_id)["published_at"] is None
+    assert_queue_depth(0, "demo")
+
+    assert republish_unpublished(grace_s=0) == 1
+
+    assert_queue_depth(1, "demo")
+    assert task_row(db_session, task_id)["published_at"] is not None

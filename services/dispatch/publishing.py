@@ -33,7 +33,7 @@ def mark_published(session: Session, task_ids: Collection[uuid.UUID], *, now: da
 
 
 def find_unpublished(
-    session: Session, *, older_than_s: float, now: datetime, limit: int = 1000
+    session: Session, *, older_than_s: float, now: datetime, limit: int = 5000
 ) -> list[ScrapeMessage]:
     """Queued rows never published, left alone for ``older_than_s`` (their publisher is gone)."""
     tasks = session.scalars(
