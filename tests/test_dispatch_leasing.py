@@ -299,3 +299,30 @@ def test_a_cancelled_task_is_never_handed_out_and_its_holder_gets_409(
     assert lease(api_client, worker_headers) == []
     balance = assert_ledger_balanced(db_session, enqueued=2)
     assert balance["cancelled"] == 2
+
+
+def test_concurrent_pollers_lease_every_task_exactly_once(
+    api_client: TestClient, admin_headers: dict[str, str], db_session: Session
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks.dispatch_broker import lease_from_broker
+
+    ids = enqueue(api_client, admin_headers, [f"CC-{i:03d}" for i in range(120)])
+    publish_duplicate(db_session, ids[0])  # a duplicate in the mix must not be leased twice
+
+    def drain(worker_id: str) -> list[uuid.UUID]:
+        taken: list[uuid.UUID] = []
+        while tasks := lease_from_broker(
+            platforms=["demo"], capacity=7, worker_id=worker_id, lease_timeout_s=300
+        ):
+            taken.extend(task.id for task in tasks)
+        return taken
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(drain, [f"poller-{n}" for n in range(4)]))
+
+    leased = [task_id for taken in results for task_id in taken]
+    assert sorted(leased) == sorted(ids)
+    assert_queue_depth(0, "demo")
+    assert_ledger_balanced(db_session, enqueued=120)
