@@ -260,7 +260,7 @@ def test_queued_commands_reach_the_worker_and_pause_stops_leasing(
     assert unknown.status_code == 404
 
 
-def test_a_heartbeat_extends_the_workers_leases(
+def test_a_heartbeat_reporting_active_tasks_extends_the_workers_leases(
     api_client: TestClient,
     admin_headers: dict[str, str],
     worker_headers: dict[str, str],
@@ -275,9 +275,12 @@ def test_a_heartbeat_extends_the_workers_leases(
     )
     db_session.commit()
 
+    api_client.post("/internal/heartbeat", json={"active_tasks": 0}, headers=worker_headers)
+    unchanged = task_row(db_session, task_id)["lease_expires_at"]
     api_client.post("/internal/heartbeat", json={"active_tasks": 1}, headers=worker_headers)
 
     expires = task_row(db_session, task_id)["lease_expires_at"]
+    assert unchanged < datetime.now(UTC) + timedelta(seconds=10)
     assert expires > datetime.now(UTC) + timedelta(seconds=250)
     assert task["task_id"] == str(task_id)
 

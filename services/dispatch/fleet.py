@@ -40,7 +40,8 @@ def record_heartbeat(
     lease_timeout_s: float,
     now: datetime,
 ) -> list[str]:
-    """Upsert the registry row, extend the worker's leases, deliver its pending commands."""
+    """Upsert the registry row, extend the worker's leases while it reports active tasks, and
+    deliver its pending commands (oldest first)."""
     values = {
         "active_tasks": status.active_tasks,
         "completed_last_minute": status.completed_last_minute,
@@ -56,7 +57,10 @@ def record_heartbeat(
         .values(worker_id=worker_id, **values)
         .on_conflict_do_update(index_elements=[Worker.worker_id], set_=values)
     )
-    extend_worker_leases(session, worker_id, lease_timeout_s=lease_timeout_s, now=now)
+    # A worker that reports no active tasks (e.g. restarted under the same id) does not keep
+    # its old leases alive: they run out and are retried.
+    if status.active_tasks > 0:
+        extend_worker_leases(session, worker_id, lease_timeout_s=lease_timeout_s, now=now)
     pending = session.scalars(
         update(WorkerCommand)
         .where(WorkerCommand.worker_id == worker_id, WorkerCommand.delivered_at.is_(None))
