@@ -39,34 +39,36 @@ def test_a_broker_connection_dropped_between_lease_and_ack_loses_nothing(
     db_session: Session,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    [task_id] = enqueue(api_client, admin_headers, ["DROP-1"])
+    ids = enqueue(api_client, admin_headers, ["DROP-1", "DROP-2"])
 
     def drop_connection(
         messages: Sequence[Message], errors: tuple[type[BaseException], ...]
-    ) -> None:
+    ) -> bool:
         try:
             raise ConnectionResetError("broker connection reset before the ack")
-        except errors as exc:  # the same handling as a real drop inside message.ack()
+        except errors as exc:  # handled as a real drop inside message.ack() is
             lease_loop.logger.warning("simulated: %s", exc)
+            return False
 
     monkeypatch.setattr(lease_loop, "ack_messages", drop_connection)
-    [task] = lease(api_client, worker_headers)
+    tasks = lease(api_client, worker_headers, capacity=5)
     monkeypatch.undo()
 
-    # The lease stands; the unacked message came back to the queue as a duplicate ...
-    assert task["task_id"] == str(task_id)
-    assert task_row(db_session, task_id)["status"] == "leased"
-    assert_queue_depth(1, "demo")
-    # ... and is dropped, never handed to a second worker.
-    assert lease(api_client, OTHER_WORKER) == []
+    # The leases stand and are handed out; the unacked messages came back to the queue ...
+    assert sorted(t["task_id"] for t in tasks) == sorted(str(i) for i in ids)
+    assert {task_row(db_session, i)["status"] for i in ids} == {"leased"}
+    assert_queue_depth(2, "demo")
+    # ... as duplicates, which are dropped, never handed to a second worker.
+    assert lease(api_client, OTHER_WORKER, capacity=5) == []
     assert_queue_depth(0, "demo")
-    done = api_client.post(
-        f"/internal/tasks/{task_id}/complete",
-        json={"lease_token": task["lease_token"]},
-        headers=worker_headers,
-    )
-    assert done.status_code == 200
-    assert_ledger_balanced(db_session, enqueued=1)
+    for task in tasks:
+        done = api_client.post(
+            f"/internal/tasks/{task['task_id']}/complete",
+            json={"lease_token": task["lease_token"]},
+            headers=worker_headers,
+        )
+        assert done.status_code == 200
+    assert_ledger_balanced(db_session, enqueued=2)
 
 
 def test_a_database_outage_after_taking_messages_puts_them_back(

@@ -53,19 +53,29 @@ def lease_work(
         channel = connection.channel()
     except errors as exc:
         raise ServiceUnavailable("the broker is unreachable") from exc
+    leased: list[ScrapeTask] = []
     try:
-        leased: list[ScrapeTask] = []
         for priority in PRIORITIES:
             queues = [_bound(queue_for, channel, scrape_queue_name(p, priority)) for p in platforms]
             while len(leased) < capacity:
                 taken = take_round_robin(queues, capacity - len(leased))
                 if not taken:
                     break
-                leased.extend(lease_and_ack(taken, worker_id, lease_timeout_s, errors))
+                batch, is_acked = lease_and_ack(taken, worker_id, lease_timeout_s, errors)
+                leased.extend(batch)
+                if not is_acked:
+                    return leased  # the broker is gone: hand out what the ledger holds
         return leased
     except errors as exc:
         _declared.clear()  # a queue deleted on the broker is declared again next time
+        if leased:
+            logger.warning("broker failed mid-lease (%s); returning %d leases", exc, len(leased))
+            return leased
         raise ServiceUnavailable("the broker connection failed while leasing") from exc
+    except ServiceUnavailable:
+        if leased:  # the database went away after earlier batches were leased and acked
+            return leased
+        raise
     finally:
         _close_quietly(channel, errors)
 
@@ -109,7 +119,9 @@ def lease_and_ack(
     worker_id: str,
     lease_timeout_s: float,
     errors: tuple[type[BaseException], ...],
-) -> list[ScrapeTask]:
+) -> tuple[list[ScrapeTask], bool]:
+    """Commit the leases of the taken messages, then ack them all; returns the leases and
+    whether the acks went through."""
     ids = [t.task_id for t in taken if t.task_id is not None]
     try:
         with session_scope() as session:
@@ -127,11 +139,10 @@ def lease_and_ack(
     dropped = len(taken) - len(leased)
     if dropped:
         logger.info("dropped %d duplicate or foreign scrape message(s)", dropped)
-    ack_messages([t.message for t in taken], errors)
-    return leased
+    return leased, ack_messages([t.message for t in taken], errors)
 
 
-def ack_messages(messages: Sequence[Message], errors: tuple[type[BaseException], ...]) -> None:
+def ack_messages(messages: Sequence[Message], errors: tuple[type[BaseException], ...]) -> bool:
     """Ack after the commit. If the broker is gone now, the leases stand: the messages come
     back later as duplicates of leased rows and are dropped then."""
     for message in messages:
@@ -139,7 +150,8 @@ def ack_messages(messages: Sequence[Message], errors: tuple[type[BaseException],
             message.ack()
         except errors as exc:
             logger.warning("ack failed after the lease was written (%s); duplicate expected", exc)
-            return
+            return False
+    return True
 
 
 def _close_quietly(channel: object, errors: tuple[type[BaseException], ...]) -> None:
