@@ -12,10 +12,10 @@ import redis
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from kombu.exceptions import OperationalError as BrokerUnavailable
-from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from gateway_api.auth import WorkerDep
+from gateway_api.metrics import register_live_collector
 from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
@@ -32,7 +32,7 @@ def metrics_redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().cache_url)
 
 
-REGISTRY.register(IngestMetricsCollector(metrics_redis))
+register_live_collector(IngestMetricsCollector(metrics_redis))
 
 
 class ResultItemError(BaseModel):
