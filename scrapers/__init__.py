@@ -5,9 +5,23 @@
 
 ``tasks.scrape`` does the ledger bookkeeping around it (running → succeeded / failed).
 Raise ``ScrapeFailed`` with a reason for an expected failure; anything else counts as a
-``parser_bug``.
+``parser_bug``. A Celery worker should consume only the scrape queues of
+``registered_platforms()``: a task of a platform it cannot scrape is dead-lettered at once
+with the reason ``no_scraper``.
 """
 
-from scrapers.registry import ScrapeFailed, ScrapeTarget, get_scraper, register_scraper
+from scrapers.registry import (
+    ScrapeFailed,
+    ScrapeTarget,
+    get_scraper,
+    register_scraper,
+    registered_platforms,
+)
 
-__all__ = ["ScrapeFailed", "ScrapeTarget", "get_scraper", "register_scraper"]
+__all__ = [
+    "ScrapeFailed",
+    "ScrapeTarget",
+    "get_scraper",
+    "register_scraper",
+    "registered_platforms",
+]

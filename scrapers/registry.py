@@ -44,10 +44,20 @@ def register_scraper(platform: str) -> Callable[[Scraper], Scraper]:
     return decorate
 
 
-def get_scraper(platform: str) -> Scraper | None:
+def _load_scraper_modules() -> None:
     global _loaded
     if not _loaded:
         for module in SCRAPER_MODULES:
             importlib.import_module(module)
         _loaded = True
+
+
+def get_scraper(platform: str) -> Scraper | None:
+    _load_scraper_modules()
     return _scrapers.get(platform)
+
+
+def registered_platforms() -> list[str]:
+    """Platforms this process can scrape: the only scrape queues its Celery worker should take."""
+    _load_scraper_modules()
+    return sorted(_scrapers)

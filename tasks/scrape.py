@@ -67,8 +67,12 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
 def _run_scraper(task: ScrapeTask) -> tuple[dict[str, str], int]:
     scraper = get_scraper(task.platform)
     if scraper is None:
+        # A deployment error, not the task's: dead at once with a clear reason, so an operator
+        # fixes the worker's queues (see scrapers.registered_platforms) and re-drives.
         raise ScrapeFailed(
-            FailureReason.PARSER_BUG, f"no scraper for platform {task.platform!r} on this worker"
+            FailureReason.NO_SCRAPER,
+            f"no scraper for platform {task.platform!r} on this worker",
+            is_retryable=False,
         )
     target = ScrapeTarget(
         task_id=str(task.id),

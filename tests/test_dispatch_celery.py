@@ -226,3 +226,19 @@ def test_a_killed_pool_child_hands_its_task_back_and_the_node_reruns_it_at_once(
     assert [e["reason"] for e in row["error_history"]] == ["worker_lost"]
     assert [item["task_id"] for item in take_ingest_items()] == [str(task_id)]
     assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_a_task_of_a_platform_without_a_scraper_is_dead_lettered_with_a_clear_reason(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["QP-1"], platform="qpublic")
+    celery_worker_factory(scrape_queue_names(["qpublic"]))
+
+    row = wait_for_status(db_session, task_id, "dead")
+
+    assert (row["attempt"], row["last_error_reason"]) == (1, "no_scraper")
+    assert "qpublic" in row["last_error_message"]
+    assert_ledger_balanced(db_session, enqueued=1)

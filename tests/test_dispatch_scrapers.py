@@ -44,3 +44,9 @@ def test_demo_failure_prefixes_raise_expected_failures() -> None:
 
     assert (flaky.value.reason, flaky.value.is_retryable) == ("platform_down", True)
     assert (broken.value.reason, broken.value.is_retryable) == ("format_changed", False)
+
+
+def test_only_the_demo_platform_is_registered_here() -> None:
+    from scrapers import registered_platforms
+
+    assert registered_platforms() == ["demo"]

@@ -30,12 +30,14 @@ class FailureReason(enum.StrEnum):
     LEASE_EXPIRED = "lease_expired"
     WORKER_STALE = "worker_stale"
     WORKER_LOST = "worker_lost"
+    NO_SCRAPER = "no_scraper"  # a Celery worker consumed a platform it has no scraper for
 
 
 _GATEWAY_REASONS = (
     FailureReason.LEASE_EXPIRED,
     FailureReason.WORKER_STALE,
     FailureReason.WORKER_LOST,
+    FailureReason.NO_SCRAPER,
 )
 WORKER_REASONS = frozenset(r for r in FailureReason if r not in _GATEWAY_REASONS)
 _MESSAGE_LIMIT = 2000
