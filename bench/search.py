@@ -140,6 +140,8 @@ def shapes(places: Places) -> list[Shape]:
             "-updated_at", owner=_full_name(r))),
         Shape("owner: common surname substring", 50, lambda r: _search(
             "-updated_at", owner=_surname(r))),
+        Shape("owner: uncommon surname substring", 50, lambda r: _search(
+            "-updated_at", owner=r.choice(SURNAMES[60:]))),
         Shape("owner: full name in a state", 50, lambda r: _search(
             "-total_due", **state(r), owner=_full_name(r))),
         Shape("address: number and street", 50, lambda r: _search(

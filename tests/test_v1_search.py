@@ -309,9 +309,11 @@ def test_substring_pages_are_the_same_whether_found_by_walk_or_by_trigram_index(
         ],
     )  # fmt: skip
     params = {"owner": "smith", "sort": sort, "limit": 5}
-    monkeypatch.setattr(parcel_search, "HEAD_ROWS", 10_000)  # always found by the walk
-    walked = all_pages(client, params)
-    monkeypatch.setattr(parcel_search, "HEAD_ROWS", 2)  # always falls back to the index
-    indexed = all_pages(client, params)
-    assert [i["parcel_id"] for i in walked] == [i["parcel_id"] for i in indexed]
-    assert len(walked) == 64  # 4 of every 5 owners contain "smith"
+    pages = {}
+    # One walk finds every page; a second, longer walk is needed; only the index is used.
+    for head_rows, max_head_rows in ((10_000, 10_000), (5, 10_000), (1, 0)):
+        monkeypatch.setattr(parcel_search, "HEAD_ROWS", head_rows)
+        monkeypatch.setattr(parcel_search, "MAX_HEAD_ROWS", max_head_rows)
+        pages[head_rows] = [item["parcel_id"] for item in all_pages(client, params)]
+    assert pages[10_000] == pages[5] == pages[1]
+    assert len(pages[1]) == 64  # 4 of every 5 owners contain "smith"

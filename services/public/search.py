@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -34,8 +35,10 @@ from services.public.search_filters import (
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 _QUERY_CANCELED = "57014"
-# Rows of the sort order a substring search tests one by one before using the trigram index.
-HEAD_ROWS = 3000
+# Rows of the sort order a substring search tests one by one before using the trigram index
+# (and the most a second, longer walk may test when the first one found the text common).
+HEAD_ROWS = 2000
+MAX_HEAD_ROWS = 20_000
 
 
 class SortKey(enum.StrEnum):
@@ -156,40 +159,60 @@ def _fetch_page(
         Parcel, due_to_value_ratio().label("due_to_value"), expression.label("sort_value")
     ).where(*filter_conditions(filters))
     rows: list[Row] = []
+    is_rare = False  # a substring the walk did not find enough of: go to the index at once
     if position is None or position.value is not None:
         valued = _valued_query(base, expression, sort, position)
-        rows = _run(session, valued, filters, sort, limit + 1)
+        rows, is_rare = _run(session, valued, filters, sort, limit + 1, is_rare=False)
     if len(rows) <= limit and include_nulls:
         after_id = position.last_id if position is not None and position.value is None else None
         nulls = _nulls_query(base, expression, sort, after_id)
-        rows += _run(session, nulls, filters, sort, limit + 1 - len(rows))
+        rows += _run(session, nulls, filters, sort, limit + 1 - len(rows), is_rare=is_rare)[0]
     return rows
 
 
 def _run(
-    session: Session, query: Select[Any], filters: SearchFilters, sort: SearchSort, count: int
-) -> list[Row]:
+    session: Session,
+    query: Select[Any],
+    filters: SearchFilters,
+    sort: SearchSort,
+    count: int,
+    *,
+    is_rare: bool,
+) -> tuple[list[Row], bool]:
     """The first ``count`` rows of ``query`` that also match the owner/address substrings.
 
     A common substring ("smith": tens of thousands of parcels) is found fastest by walking
     the sort index and testing each row; a rare one through the trigram index. Trigram
     statistics cannot tell the two apart (a word's trigrams are not independent), so the
-    walk is tried first over at most ``HEAD_ROWS`` rows of the order: a page found there is
-    exactly the page (those rows come first in the order); otherwise the index answers.
+    walk is tried first over ``HEAD_ROWS`` rows of the order (then once more, further, if
+    what it found says a longer walk will fill the page): a page found there is exactly the
+    page, since those rows come first in the order; otherwise the index answers.
+    Returns the rows and whether the index had to answer (the substring is rare).
     """
     if not has_text_filters(filters):
-        return _rows(session, query.limit(count))
-    rows = _rows(session, _matches_in_head(query, filters, sort, count))
-    if len(rows) >= count:
-        return rows
+        return _rows(session, query.limit(count)), False
+    head_rows = 0 if is_rare else HEAD_ROWS
+    while head_rows:
+        rows = _rows(session, _matches_in_head(query, filters, sort, count, head_rows))
+        if len(rows) >= count:
+            return rows, False
+        head_rows = _longer_head(head_rows, found=len(rows), wanted=count)
     indexed = query.where(*text_conditions(filters, Parcel.__table__.c, use_index=True))
-    return _rows(session, indexed.limit(count))
+    return _rows(session, indexed.limit(count)), True
+
+
+def _longer_head(head_rows: int, *, found: int, wanted: int) -> int:
+    """How far a second walk should go, judging by the density seen; 0 when not worth it."""
+    if found == 0 or head_rows > HEAD_ROWS:
+        return 0
+    estimate = math.ceil(wanted * head_rows / found * 1.5)
+    return estimate if estimate <= MAX_HEAD_ROWS else 0
 
 
 def _matches_in_head(
-    query: Select[Any], filters: SearchFilters, sort: SearchSort, count: int
+    query: Select[Any], filters: SearchFilters, sort: SearchSort, count: int, head_rows: int
 ) -> Select[Any]:
-    head = query.limit(HEAD_ROWS).subquery("head")
+    head = query.limit(head_rows).subquery("head")
     order = [head.c.sort_value, head.c.id]
     return (
         select(aliased(Parcel, head), head.c.due_to_value, head.c.sort_value)
@@ -218,7 +241,11 @@ def _nulls_query(
     query = base.where(expression.is_(None))
     if after_id is not None:
         query = query.where(Parcel.id < after_id if sort.is_descending else Parcel.id > after_id)
-    return query.order_by(Parcel.id.desc() if sort.is_descending else Parcel.id.asc())
+    # Ordering by the (all NULL) sort value too lets the keyset index give the order: the
+    # planner does not treat "IS NULL" as fixing the column the way "=" would.
+    if sort.is_descending:
+        return query.order_by(expression.desc(), Parcel.id.desc())
+    return query.order_by(expression.asc(), Parcel.id.asc())
 
 
 def _rows(session: Session, query: Select[Any]) -> list[Row]:
