@@ -25,24 +25,29 @@ from db.models import ScrapeTask
 from db.session import session_scope
 from scrapers import ScrapeFailed, ScrapeTarget, get_scraper
 from services.dispatch.failures import FailureReason
-from services.dispatch.running import claim_run, fail_run, finish_run
+from services.dispatch.running import claim_run, fail_run, finish_run, running_holder
 from tasks.app import app
 from tasks.dispatch_broker import run_lease_s
 
 logger = logging.getLogger(__name__)
 INGEST_TASK_NAME = "ingest.parcel_results"
+HOLDER_PING_TIMEOUT_S = 3.0
 
 
 @app.task(name="scrape.parcel", bind=True, ignore_result=True)
 def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
     task_id = uuid.UUID(str(envelope["task_id"]))
+    me = str(self.request.hostname or "celery")
+    is_redelivery = bool((self.request.delivery_info or {}).get("redelivered"))
+    lost = _lost_holders(task_id, me) if is_redelivery else set()
     with session_scope() as session:
         claimed = claim_run(
             session,
             task_id,
-            worker_name=str(self.request.hostname or "celery"),
+            worker_name=me,
             run_lease_s=run_lease_s(),
-            is_redelivery=bool((self.request.delivery_info or {}).get("redelivered")),
+            is_redelivery=is_redelivery,
+            lost_holders=lost,
             now=datetime.now(UTC),
         )
     if claimed is None:
@@ -62,6 +67,23 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
     with session_scope() as session:
         finish_run(session, task_id, lease_token=claimed.lease_token, now=datetime.now(UTC))
     return "succeeded"
+
+
+def _lost_holders(task_id: uuid.UUID, me: str) -> set[str]:
+    """A redelivered task still marked running on another node: is that node gone?
+
+    Its main process answers pings even while its pool children are busy, so silence means
+    the node died (kill -9, lost host) and handed the message back; the run is lost.
+    """
+    with session_scope() as session:
+        holder = running_holder(session, task_id)
+    if holder is None or holder == me:
+        return set()
+    replies = app.control.ping(destination=[holder], timeout=HOLDER_PING_TIMEOUT_S)
+    if replies:
+        return set()
+    logger.warning("task %s was running on %s, which no longer answers", task_id, holder)
+    return {holder}
 
 
 def _run_scraper(task: ScrapeTask) -> tuple[dict[str, str], int]:

@@ -80,3 +80,25 @@ def test_a_lost_run_on_the_last_attempt_is_dead_not_run(db_session: Session) -> 
         text("SELECT status, last_error_reason FROM scrape_tasks WHERE id = :id"), {"id": task_id}
     ).one()
     assert (status, reason) == ("dead", "worker_lost")
+
+
+def test_a_run_held_by_a_node_found_dead_is_taken_over_by_another(db_session: Session) -> None:
+    task_id = queued_task(db_session)
+    now = datetime.now(UTC)
+    claim_run(db_session, task_id, worker_name="a@h", run_lease_s=600, now=now)
+
+    alive = claim_run(
+        db_session, task_id, worker_name="b@h", run_lease_s=600, is_redelivery=True, now=now
+    )
+    taken = claim_run(
+        db_session,
+        task_id,
+        worker_name="b@h",
+        run_lease_s=600,
+        is_redelivery=True,
+        lost_holders={"a@h"},
+        now=now,
+    )
+
+    assert alive is None
+    assert taken is not None and taken.leased_by == "b@h" and taken.attempt == 2

@@ -8,6 +8,7 @@ so a worker killed mid-task is noticed by the reaper and its task retried.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -24,22 +25,24 @@ def claim_run(
     worker_name: str,
     run_lease_s: float,
     is_redelivery: bool = False,
+    lost_holders: Collection[str] = (),
     now: datetime,
 ) -> ScrapeTask | None:
     """Take the task for this run; ``None`` means do not run (a duplicate, or dead now).
 
     A ``queued`` row is taken. A ``running`` row is taken over only when its run is known to
     be lost: its run lease expired, or this is a redelivery to the very node that ran it (its
-    pool child died and the message was handed back: ``task_reject_on_worker_lost``). The
-    lost run counts as a failed attempt; the retry runs now, on this delivery.
+    pool child died and the message was handed back: ``task_reject_on_worker_lost``), or its
+    holder is among ``lost_holders`` (nodes the caller found dead). The lost run counts as a
+    failed attempt; the retry runs now, on this delivery.
     """
     task = session.scalars(
         select(ScrapeTask).where(ScrapeTask.id == task_id).with_for_update()
     ).one_or_none()
     if task is None:
         return None
-    if task.status == TaskStatus.RUNNING.value and _is_lost_run(
-        task, worker_name, is_redelivery, now
+    if task.status == TaskStatus.RUNNING.value and (
+        _is_lost_run(task, worker_name, is_redelivery, now) or task.leased_by in lost_holders
     ):
         outcome = record_failed_attempt(
             session,
@@ -67,6 +70,15 @@ def _is_lost_run(task: ScrapeTask, worker_name: str, is_redelivery: bool, now: d
     if task.lease_expires_at is not None and task.lease_expires_at < now:
         return True
     return is_redelivery and task.leased_by == worker_name
+
+
+def running_holder(session: Session, task_id: uuid.UUID) -> str | None:
+    """The node running the task, if it is running."""
+    return session.scalar(
+        select(ScrapeTask.leased_by).where(
+            ScrapeTask.id == task_id, ScrapeTask.status == TaskStatus.RUNNING.value
+        )
+    )
 
 
 def finish_run(session: Session, task_id: uuid.UUID, *, lease_token: int, now: datetime) -> bool:
