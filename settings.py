@@ -116,7 +116,7 @@ class GatewaySettings(BaseSettings):
     log_json: bool = True
 
     # --- results ingestion and raw files (issue 4) -----------------------------------------
-    ingest_chunk_size: int = Field(default=500, ge=1, le=10_000)
+    ingest_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     results_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     results_max_wait_s: float = Field(default=60.0, ge=0)
     # A database outage: the ingest task waits in process (bounded, far below the visibility

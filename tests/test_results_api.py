@@ -146,7 +146,7 @@ def test_wait_mode_reports_what_the_ingest_did(
     celery_worker_factory: Callable[..., WorkerProcess],
 ) -> None:
     celery_worker_factory([INGEST_QUEUE])
-    count = 1100  # three chunks of the default 500
+    count = 2100  # three chunks of the default 1000
     first = [result_item(n) for n in range(count)]
     url = "/internal/results?wait=30"
 

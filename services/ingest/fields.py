@@ -108,6 +108,20 @@ def normalize_field_name(key: str) -> str:
     return cached
 
 
+_columns_by_key: dict[str, tuple[str, int] | None] = {}
+
+
+def _column_of(key: str) -> tuple[str, int] | None:
+    """(column, preference) of a raw data key, or None; cached by the raw key itself."""
+    try:
+        return _columns_by_key[key]
+    except KeyError:
+        hit = _ALIASES.get(normalize_field_name(key))
+        if len(_columns_by_key) < 10_000:
+            _columns_by_key[key] = hit
+        return hit
+
+
 def _is_blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() in _BLANK)
 
@@ -122,7 +136,7 @@ def extract_typed_values(data: Mapping[str, object]) -> TypedValues:
     """Typed column values found in ``data``; every column is present (``None`` if absent)."""
     chosen: dict[str, tuple[int, str, object]] = {}
     for key, value in data.items():
-        hit = _ALIASES.get(normalize_field_name(key))
+        hit = _column_of(key)
         if hit is None or _is_blank(value):
             continue
         column, rank = hit

@@ -49,7 +49,10 @@ def parse_money(value: object) -> Decimal | None:
     is_negative = text.startswith("(") and text.endswith(")")
     if is_negative:
         text = text[1:-1]
-    text = _MONEY_NOISE.sub("", text)
+    # str.replace is several times faster than a regex here, and this runs per value.
+    text = text.replace("$", "").replace(",", "").replace(" ", "")
+    if not text[:1].isdigit():
+        text = _MONEY_NOISE.sub("", text)
     if text.startswith("-"):
         is_negative, text = not is_negative, text[1:]
     if not text or not (text[0].isdigit() or text[0] == "."):
