@@ -56,6 +56,9 @@ if _settings.is_redis_broker:
         # A worker consuming several queues drains them in the order it lists them.
         "queue_order_strategy": "priority",
     }
+else:
+    # The broker confirms each publish, so "published" in the ledger means the broker has it.
+    broker_transport_options = {"confirm_publish": True}
 
 beat_schedule: dict[str, dict[str, object]] = {}
 
