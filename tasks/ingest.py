@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from db.session import session_scope
 from services.ingest import ingest_result_items
-from services.ingest.metrics import record_ingest_counts
+from services.ingest.metrics import record_ingest_counts_safely
 from settings import get_settings
 from tasks.app import app
 from tasks.queues import INGEST_QUEUE
@@ -82,7 +82,7 @@ def ingest_parcel_results(self: Task, items: list[dict[str, Any]]) -> dict[str, 
     if outcome.errors:
         logger.warning("ingest rejected %d items: %s", outcome.rejected, outcome.errors[:5])
     counts = outcome.counts()
-    record_ingest_counts(metrics_redis(), counts, outcome.unparsed)
+    record_ingest_counts_safely(metrics_redis(), counts, outcome.unparsed)
     return counts
 
 

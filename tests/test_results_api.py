@@ -187,3 +187,19 @@ def test_rejected_items_and_unparsed_values_are_counted_in_metrics(
     metrics = api_client.get("/metrics").text
 
     assert 'gateway_ingest_rows_total{outcome="rejected"} 2.0' in metrics
+
+
+@pytest.mark.broker
+def test_a_scrape_worker_can_send_results_straight_to_the_ingest_task(
+    db_session: Session, celery_worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    from tasks.app import app
+
+    celery_worker_factory([INGEST_QUEUE])
+
+    sent = app.send_task("ingest.parcel_results", args=[[result_item(7), {"parcel_id": "?"}]])
+
+    assert sent.get(timeout=30) == {
+        "inserted": 1, "updated": 0, "unchanged": 0, "stale": 0, "rejected": 1,
+    }  # fmt: skip
+    assert parcel_count(db_session) == 1

@@ -19,7 +19,7 @@ from gateway_api.metrics import register_live_collector
 from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
-from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts
+from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts_safely
 from settings import get_settings
 from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
 
@@ -108,7 +108,7 @@ def _validate_body(body: bytes) -> tuple[list[ResultItem], list[ItemError]]:
         raise InvalidInput("body: must be a JSON array of result items")
     items, errors = validate_result_items(raw_items)
     if errors:
-        record_ingest_counts(metrics_redis(), {"rejected": len(errors)}, {})
+        record_ingest_counts_safely(metrics_redis(), {"rejected": len(errors)}, {})
     return items, errors
 
 

@@ -35,6 +35,17 @@ def record_ingest_counts(
     pipe.execute()
 
 
+def record_ingest_counts_safely(
+    client: redis.Redis, counts: Mapping[str, int], unparsed: Mapping[str, int]
+) -> None:
+    """``record_ingest_counts``, but a Redis outage costs only these figures, logged: the
+    rows are already committed and the caller's answer must not depend on a counter."""
+    try:
+        record_ingest_counts(client, counts, unparsed)
+    except redis.RedisError as exc:
+        logger.warning("ingest counters not recorded (%s): %s", exc, dict(counts))
+
+
 def read_ingest_counts(client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:
     """(rows by outcome, unparsed values by column); every outcome present, 0 if none yet."""
     pipe = client.pipeline(transaction=False)
