@@ -8,20 +8,13 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
-from db.session import new_session
+from db.session import session_scope
 
 
 def get_db() -> Iterator[Session]:
     """Commit when the handler returns, roll back when it raises."""
-    session = new_session()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": the commit happens before the response, so a failed commit is a 500.
