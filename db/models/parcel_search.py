@@ -3,10 +3,11 @@
 They sit on the ``parcels`` table, which the ingestion code owns; they are declared here so
 the metadata knows them, and created by migration 0004.
 
-Substring search on owner and address uses a GIN index over an array of the text's trigrams
-(an IMMUTABLE SQL function, core PostgreSQL only). ``pg_trgm`` would be the usual choice, but
-the embedded PostgreSQL (``pgserver``) ships without contrib modules, so the same idea is
-built from core parts: a substring's trigrams must all occur in any text that contains it.
+Substring search on owner and address uses a GIN index over an array of the text's
+trigrams (an IMMUTABLE PL/pgSQL function, core PostgreSQL only). ``pg_trgm`` would be the
+usual choice, but the embedded PostgreSQL (``pgserver``) ships without contrib modules, so
+the same idea is built from core parts: a substring's trigrams all occur in any text that
+contains it.
 """
 
 from __future__ import annotations
