@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -213,16 +213,25 @@ def _staging_line(
     return "\t".join(_copy_text(v) for v in head) + "\t" + "\t".join(_none(v) for v in tail)
 
 
+def _copy_bool(value: bool) -> str:
+    return "t" if value else "f"
+
+
+# Typed values are of these exact types (see services.ingest.values); dispatch on the type.
+_COPY_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    str: lambda value: _escape(value),
+    Decimal: str,
+    int: str,
+    date: date.isoformat,
+    bool: _copy_bool,
+}
+
+
 def _copy_value(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return _escape(value)
-    if isinstance(value, Decimal | int | date):
-        return str(value)
-    return _escape(str(value))
+    convert = _COPY_BY_TYPE.get(type(value))
+    return convert(value) if convert else _escape(str(value))
 
 
 def _copy_text(value: str | None) -> str:

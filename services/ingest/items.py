@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from services.errors import InvalidInput
@@ -94,8 +95,8 @@ def validate_result_item(raw: object, *, now: datetime) -> ResultItem:
     parcel_id = check_parcel_id(raw.get("parcel_id"))
     data_json, data_hash = _canonical_json(data)
     try:
-        state = normalize_state(_required_text(raw, "state"))
-        county = normalize_county(_required_text(raw, "county"))
+        state = _state_code(_required_text(raw, "state"))
+        county = _county_slug(_required_text(raw, "county"))
         key = parcel_key(parcel_id)
     except InvalidInput as exc:
         raise ItemRejected(exc.message) from exc
@@ -113,6 +114,11 @@ def validate_result_item(raw: object, *, now: datetime) -> ResultItem:
         parse_duration_ms=_duration(raw.get("parse_duration_ms")),
         raw_html_hash=_raw_html_hash(raw.get("raw_html_hash")),
     )
+
+
+# A chunk names few states and counties, over and over: normalise each spelling once.
+_state_code = lru_cache(maxsize=1024)(normalize_state)
+_county_slug = lru_cache(maxsize=4096)(normalize_county)
 
 
 def _canonical_json(data: dict[str, Any]) -> tuple[str, str]:
