@@ -275,6 +275,8 @@ def test_owner_search_takes_scope_and_refuses_short_or_unknown_input(client: Tes
     scoped = client.get("/v1/search/owner", params={"q": "smith", "state": "FL", "county": "levy"})
     assert [item["parcel_id"] for item in scoped.json()["items"]] == ["B-1"]
     assert client.get("/v1/search/owner", params={"q": "sm"}).status_code == 422
+    blank = client.get("/v1/search/address", params={"q": "    "})
+    assert blank.status_code == 422 and blank.json()["error"]["message"].startswith("q:")
     response = client.get("/v1/search/address", params={"q": "oak", "owner": "x"})
     assert response.status_code == 422
     assert "owner" in response.json()["error"]["message"]

@@ -14,7 +14,7 @@ from gateway_api.deps import SessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
 from services.public import search as parcel_search
-from services.public.search_filters import make_filters
+from services.public.search_filters import make_filters, normalize_substring
 from services.public.tiers import Feature
 from settings import get_settings
 
@@ -90,10 +90,10 @@ def search_parcels(query: Annotated[SearchQuery, Query()], session: SessionDep) 
 @router.get("/search/owner", dependencies=[quota_dependency(Feature.SEARCH)])
 def search_by_owner(query: Annotated[TextQuery, Query()], session: SessionDep) -> SearchPageOut:
     """Parcels whose owner name contains `q` (any case), through the trigram index."""
-    return _search(session, query, owner=query.q)
+    return _search(session, query, owner=normalize_substring("q", query.q))
 
 
 @router.get("/search/address", dependencies=[quota_dependency(Feature.SEARCH)])
 def search_by_address(query: Annotated[TextQuery, Query()], session: SessionDep) -> SearchPageOut:
     """Parcels whose situs address contains `q` (any case), through the trigram index."""
-    return _search(session, query, address=query.q)
+    return _search(session, query, address=normalize_substring("q", query.q))
