@@ -5,7 +5,7 @@ Read by ``tasks.app`` through ``config_from_object``; values come from the setti
 
 from __future__ import annotations
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from settings import get_settings
 from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
@@ -42,7 +42,10 @@ task_send_sent_event = True
 
 # Scrape queues (scrape.{platform}.p{priority}) are data: created on first publish.
 task_create_missing_queues = True
-task_queues = (Queue(INGEST_QUEUE), Queue(MAINTENANCE_QUEUE))
+# Each queue has its own direct exchange, as Celery gives the scrape queues it creates on demand.
+task_queues = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in (INGEST_QUEUE, MAINTENANCE_QUEUE)
+)
 task_default_queue = MAINTENANCE_QUEUE
 task_routes = {
     "ingest.*": {"queue": INGEST_QUEUE},
