@@ -4,6 +4,7 @@ beat and Flower, supervised together. Ctrl-C stops everything; data stays in the
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import subprocess
 import sys
@@ -53,6 +54,19 @@ class LocalStack:
             logger.info("embedded Redis on %s", self.redis.url)
         self.env.setdefault("GATEWAY_WORKER_TOKENS", LOCAL_WORKER_TOKEN)
         self.env.setdefault("GATEWAY_ADMIN_TOKENS", LOCAL_ADMIN_TOKEN)
+        self.write_env_file()
+
+    @property
+    def env_file(self) -> Path:
+        return self.settings.local_data_dir.resolve() / "stack.env"
+
+    def write_env_file(self) -> None:
+        """``source .local/stack.env`` points the CLI (or a shell) at this stack."""
+        names = ("GATEWAY_POSTGRES_URL", "GATEWAY_REDIS_URL", "GATEWAY_WORKER_TOKENS",
+                 "GATEWAY_ADMIN_TOKENS")  # fmt: skip
+        lines = [f"export {name}={shlex.quote(self.env[name])}" for name in names]
+        self.env_file.parent.mkdir(parents=True, exist_ok=True)
+        self.env_file.write_text("\n".join(lines) + "\n")
 
     def migrate(self) -> None:
         subprocess.run(
@@ -144,6 +158,7 @@ def print_banner(stack: LocalStack) -> None:
         f"  Redis     {stack.env['GATEWAY_REDIS_URL']}",
         f"  Worker tokens: {stack.env['GATEWAY_WORKER_TOKENS']}   "
         f"Admin tokens: {stack.env['GATEWAY_ADMIN_TOKENS']}",
+        f"  CLI: source {stack.env_file} && .venv/bin/python -m cli --help",
     ]
     logger.info("\n".join(lines))
 

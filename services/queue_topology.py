@@ -1,5 +1,5 @@
-"""Which queues a Celery worker consumes: the scrape queues of the enabled platforms it has a
-scraper for, then ingest and maintenance. Platforms are rows, so a new platform needs no code
+"""Which queues a Celery worker consumes: ingest and maintenance, then the scrape queues of the
+enabled platforms it has a scraper for. Platforms are rows, so a new platform needs no code
 change; platforms without a scraper here are left to the HTTP workers."""
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def scraping_platform_names(session: Session) -> list[str]:
 
 
 def worker_queue_names(session: Session, *, platforms: list[str] | None = None) -> list[str]:
-    """Strict priority order: all p1 queues first, down to p4, then ingest and maintenance."""
+    """In the order a worker drains them: results and periodic jobs first (a worker that drained
+    the scrape queues first would leave results and the lease reaper waiting behind the whole
+    backlog), then every p1 scrape queue, down to p4."""
     names = platforms if platforms is not None else scraping_platform_names(session)
-    return [*scrape_queue_names(names), INGEST_QUEUE, MAINTENANCE_QUEUE]
+    return [INGEST_QUEUE, MAINTENANCE_QUEUE, *scrape_queue_names(names)]

@@ -17,18 +17,18 @@ def test_a_worker_consumes_only_platforms_it_can_scrape_in_priority_order(
     queues = worker_queue_names(db_session)
 
     assert queues == [
-        "scrape.demo.p1", "scrape.demo.p2", "scrape.demo.p3", "scrape.demo.p4",
         "ingest", "maintenance",
+        "scrape.demo.p1", "scrape.demo.p2", "scrape.demo.p3", "scrape.demo.p4",
     ]  # fmt: skip
 
 
 def test_named_platforms_override_the_default(db_session: Session) -> None:
     queues = worker_queue_names(db_session, platforms=["qpublic", "demo"])
 
-    assert queues[:4] == [
+    assert queues[:2] == ["ingest", "maintenance"]
+    assert queues[2:6] == [
         "scrape.qpublic.p1",
         "scrape.demo.p1",
         "scrape.qpublic.p2",
         "scrape.demo.p2",
     ]
-    assert queues[-2:] == ["ingest", "maintenance"]
