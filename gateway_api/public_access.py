@@ -1,6 +1,11 @@
 """Access control for ``/v1``: who is calling (API key or client IP), their token bucket,
 their daily quotas, and the ``X-RateLimit-*`` headers on every ``/v1`` response.
 
+Headers: ``X-RateLimit-Limit`` is the tier's tokens per minute, ``X-RateLimit-Burst`` the
+bucket size, ``X-RateLimit-Remaining`` the whole tokens left after this call and
+``X-RateLimit-Reset`` the seconds until the bucket is full again; a 429 adds ``Retry-After``
+(seconds until the next token). A request with an unknown or revoked key is charged to its
+IP's anonymous bucket before the 401, so guessing keys is rate limited too.
 ``/health`` and ``/metrics`` never pass through here, so they are never limited.
 """
 
