@@ -35,6 +35,10 @@ class DispatchCollector(Collector):
             return
         yield from dispatch_metric_families(figures)
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Names only, so registering the collector does not query the database.
+        yield from dispatch_metric_families(DispatchFigures())
+
 
 def dispatch_metric_families(figures: DispatchFigures) -> Iterator[GaugeMetricFamily]:
     depth = GaugeMetricFamily(

@@ -75,17 +75,25 @@ class IngestMetricsCollector(Collector):
             # A scrape without these series beats a failed scrape of every other metric.
             logger.warning("ingest metrics unavailable: %s", exc)
             return
-        rows_family = CounterMetricFamily(
-            "gateway_ingest_rows", "Result rows ingested, by outcome", labels=["outcome"]
-        )
-        for outcome, value in sorted(rows.items()):
-            rows_family.add_metric([outcome], value)
-        yield rows_family
-        unparsed_family = CounterMetricFamily(
-            "gateway_ingest_unparsed_values",
-            "Scraped values that did not parse into their typed column (kept in data)",
-            labels=["field"],
-        )
-        for column, value in sorted(unparsed.items()):
-            unparsed_family.add_metric([column], value)
-        yield unparsed_family
+        yield from ingest_metric_families(rows, unparsed)
+
+    def describe(self) -> Iterator[Metric]:
+        # Names only, so registering the collector does not read Redis.
+        yield from ingest_metric_families({}, {})
+
+
+def ingest_metric_families(rows: dict[str, int], unparsed: dict[str, int]) -> Iterator[Metric]:
+    rows_family = CounterMetricFamily(
+        "gateway_ingest_rows", "Result rows ingested, by outcome", labels=["outcome"]
+    )
+    for outcome, value in sorted(rows.items()):
+        rows_family.add_metric([outcome], value)
+    yield rows_family
+    unparsed_family = CounterMetricFamily(
+        "gateway_ingest_unparsed_values",
+        "Scraped values that did not parse into their typed column (kept in data)",
+        labels=["field"],
+    )
+    for column, value in sorted(unparsed.items()):
+        unparsed_family.add_metric([column], value)
+    yield unparsed_family
