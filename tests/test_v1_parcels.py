@@ -114,3 +114,17 @@ def test_history_lists_scrapes_newest_first_with_what_changed(
     assert unknown.status_code == 422 and "since" in unknown.json()["error"]["message"]
     missing = api_client.get("/v1/parcels/FL/dixie/H-2/history", headers=headers)
     assert missing.status_code == 404
+
+
+def test_a_mistyped_id_gets_suggestions_from_the_same_county(
+    api_client: TestClient, db_session: Session
+) -> None:
+    ids = ["010813-00003634-1100", "010813-00003634-1200", "010813-00003638-0000", "99-1"]
+    add_parcels(db_session, [ParcelSpec(parcel_id=parcel_id) for parcel_id in ids])
+    response = api_client.get("/v1/parcels/FL/dixie/010813-00003634-1101")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["details"]["did_you_mean"] == ["010813-00003634-1100", "010813-00003634-1200"]
+    assert "did you mean 010813-00003634-1100" in error["message"]
+    nothing_close = api_client.get("/v1/parcels/FL/dixie/55-55-55")
+    assert nothing_close.json()["error"]["details"]["did_you_mean"] == []

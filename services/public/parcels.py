@@ -10,6 +10,8 @@ from services.errors import InvalidInput, NotFound
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
 from services.public.search_filters import invalid_parameter
 
+_TYPO_TAIL = 3  # suggestions may differ from the asked id in this many trailing characters
+
 
 def find_parcel(session: Session, state: str, county: str, parcel_id: str) -> Parcel:
     """``FL/Dixie/01-08-13-0000-3634-1100`` and ``fl/dixie/010813000036341100`` are one parcel."""
@@ -23,11 +25,49 @@ def find_parcel(session: Session, state: str, county: str, parcel_id: str) -> Pa
     )
     if parcel is None:
         state_code, county_slug, key = identity
+        suggestions = similar_parcel_ids(session, state_code, county_slug, key)
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
         raise NotFound(
-            f"no parcel {parcel_id!r} (key {key}) in {county_slug}, {state_code}",
-            details={"state": state_code, "county": county_slug, "parcel_key": key},
+            f"no parcel {parcel_id!r} (key {key}) in {county_slug}, {state_code}{hint}",
+            details={
+                "state": state_code,
+                "county": county_slug,
+                "parcel_key": key,
+                "did_you_mean": suggestions,
+            },
         )
     return parcel
+
+
+def similar_parcel_ids(
+    session: Session, state: str, county: str, key: str, *, count: int = 3
+) -> list[str]:
+    """Ids of the county that differ from ``key`` only in its last few characters.
+
+    The neighbours of the key in the identity index, on both sides: two index probes, so a
+    mistyped last digit or a missing suffix still leads somewhere.
+    """
+    scope = (Parcel.state == state, Parcel.county == county)
+    columns = (Parcel.parcel_id, Parcel.parcel_key)
+    after = select(*columns).where(*scope, Parcel.parcel_key > key)
+    before = select(*columns).where(*scope, Parcel.parcel_key < key)
+    rows = [
+        *session.execute(after.order_by(Parcel.parcel_key.asc()).limit(count)),
+        *session.execute(before.order_by(Parcel.parcel_key.desc()).limit(count)),
+    ]
+    needed = max(len(key) - _TYPO_TAIL, 1)
+    close = [row for row in rows if _common_prefix(row.parcel_key, key) >= needed]
+    close.sort(key=lambda row: (-_common_prefix(row.parcel_key, key), row.parcel_key))
+    return [row.parcel_id for row in close[:count]]
+
+
+def _common_prefix(first: str, second: str) -> int:
+    length = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
 
 
 def _identity(state: str, county: str, parcel_id: str) -> tuple[str, str, str]:
