@@ -1,8 +1,8 @@
 """The batch ingest: a chunk of result items becomes parcels, snapshots and finished tasks.
 
-Per chunk: the items are COPY'd into a temporary staging table, then ONE upsert statement
-writes the parcels and ONE insert writes the snapshots, and the ledger tasks are marked
-succeeded, all in the caller's transaction. Properties the statements guarantee:
+Per chunk: the items are COPY'd into a temporary staging table, then ONE statement upserts
+the parcels and inserts the snapshots, and the ledger tasks are marked succeeded, all in the
+caller's transaction. Properties the statements guarantee:
 
 - redelivery changes nothing: an equal ``data_hash`` never rewrites a row, and a snapshot of
   the same (parcel, platform, scraped_at) is inserted once;
@@ -16,8 +16,7 @@ import io
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -25,27 +24,28 @@ from sqlalchemy.orm import Session
 
 from db.models.parcels import identity_text_sql
 from services.dispatch.completion import mark_tasks_succeeded
-from services.ingest.fields import TYPED_COLUMNS, extract_typed_values
+from services.ingest.fields import TYPED_COLUMNS, extract_typed_row
 from services.ingest.items import ItemError, ResultItem, validate_result_items
 
 _IDENTITY_COLUMNS = ("state", "county", "parcel_key")
 _SCRAPE_COLUMNS = ("parcel_id", "platform", "scraped_at", "data", "data_hash", "raw_html_hash")
 _PARCEL_COLUMNS = (*_IDENTITY_COLUMNS, *_SCRAPE_COLUMNS, *TYPED_COLUMNS)
-_STAGING_COLUMNS = ("is_newest", "task_id", *_PARCEL_COLUMNS)
+_STAGING_COLUMNS = ("row_number", "is_newest", "task_id", *_PARCEL_COLUMNS)
 _STAGING_TYPES = {
-    "is_newest": "boolean", "task_id": "uuid", "state": "text", "county": "text",
-    "parcel_key": "text", "parcel_id": "text", "platform": "text", "scraped_at": "timestamptz",
-    "data": "jsonb", "data_hash": "text", "raw_html_hash": "text", "owner_name": "text",
-    "situs_address": "text", "city": "text", "zip": "text", "property_type": "text",
-    "assessed_value": "numeric", "market_value": "numeric", "land_value": "numeric",
-    "improvement_value": "numeric", "total_due": "numeric", "tax_year": "integer",
-    "is_delinquent": "boolean", "delinquent_amount": "numeric", "last_sale_date": "date",
-    "last_sale_price": "numeric", "living_area_sqft": "integer", "acreage": "numeric",
+    "row_number": "integer", "is_newest": "boolean", "task_id": "uuid", "state": "text",
+    "county": "text", "parcel_key": "text", "parcel_id": "text", "platform": "text",
+    "scraped_at": "timestamptz", "data": "jsonb", "data_hash": "text", "raw_html_hash": "text",
+    "owner_name": "text", "situs_address": "text", "city": "text", "zip": "text",
+    "property_type": "text", "assessed_value": "numeric", "market_value": "numeric",
+    "land_value": "numeric", "improvement_value": "numeric", "total_due": "numeric",
+    "tax_year": "integer", "is_delinquent": "boolean", "delinquent_amount": "numeric",
+    "last_sale_date": "date", "last_sale_price": "numeric", "living_area_sqft": "integer",
+    "acreage": "numeric",
 }  # fmt: skip
 # Staged rows find their parcel through the unique expression index on the identity text
-# (migration 0003): no other index can serve this expression, so the plan stays an index
-# lookup per staged row even while the parcels statistics are missing or stale (a fresh
-# table, a newly loaded county), when the (state, county, ...) search indexes look as cheap.
+# (migration 0003), one index probe per staged row: a LATERAL subquery with LIMIT is never
+# flattened into a join, so the planner cannot choose a hash join over a scan of the whole
+# parcels table (which it did for a staging table without statistics, growing with parcels).
 _ON_IDENTITY = f"{identity_text_sql('p')} = {identity_text_sql('s')}"
 _PARCEL_LIST = ", ".join(_PARCEL_COLUMNS)
 _UPDATE_LIST = ", ".join(f"{c} = excluded.{c}" for c in (*_SCRAPE_COLUMNS, *TYPED_COLUMNS))
@@ -53,36 +53,65 @@ _UPDATE_LIST = ", ".join(f"{c} = excluded.{c}" for c in (*_SCRAPE_COLUMNS, *TYPE
 # One staging table per connection, emptied by every commit: creating and dropping it per
 # chunk would cost catalog writes each time and bloat the catalog.
 _CREATE_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS ingest_staging ("
+    "CREATE TEMP TABLE IF NOT EXISTS ingest_staging_rows ("
     + ", ".join(f"{c} {_STAGING_TYPES[c]}" for c in _STAGING_COLUMNS)
     + ") ON COMMIT DELETE ROWS"
 )
-_COPY_STAGING = f"COPY ingest_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
-# The existing rows are read in the same snapshot as the upsert: what was there before it.
-_UPSERT_PARCELS = f"""
-WITH existing AS (
-    SELECT s.data_hash = p.data_hash AS is_same
-    FROM ingest_staging s JOIN parcels p ON {_ON_IDENTITY}
-    WHERE s.is_newest
+_COPY_STAGING = f"COPY ingest_staging_rows ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
+# One statement per chunk writes parcels and snapshots. ``found`` is what was there before
+# it (the statement's snapshot). Rows whose parcel already holds this or a newer scrape
+# (a redelivery, a stale scrape) are left out of the upsert: scraped_at only grows, so the
+# upsert's own guard would refuse them anyway, and left out they are not even locked. A
+# snapshot takes its parcel's id from ``found`` or, for a parcel inserted now, from the
+# upsert; a row that has neither (a parcel another transaction inserted meanwhile with a
+# newer scrape) is counted as ``unplaced`` and its snapshot written by a second statement.
+_INGEST_CHUNK = f"""
+WITH found AS MATERIALIZED (
+    SELECT s.row_number, e.id, e.data_hash, e.scraped_at
+    FROM ingest_staging_rows s
+    LEFT JOIN LATERAL (
+        SELECT p.id, p.data_hash, p.scraped_at FROM parcels p WHERE {_ON_IDENTITY} LIMIT 1
+    ) e ON true
 ), upserted AS (
     INSERT INTO parcels AS p ({_PARCEL_LIST})
-    SELECT {_PARCEL_LIST} FROM ingest_staging WHERE is_newest
-    ORDER BY state, county, parcel_key
+    SELECT {", ".join(f"s.{c}" for c in _PARCEL_COLUMNS)}
+    FROM ingest_staging_rows s JOIN found f ON f.row_number = s.row_number
+    WHERE s.is_newest AND (f.id IS NULL OR f.scraped_at < s.scraped_at)
+    ORDER BY s.state, s.county, s.parcel_key
     ON CONFLICT ON CONSTRAINT uq_parcels_identity DO UPDATE
     SET {_UPDATE_LIST}, updated_at = now()
     WHERE p.scraped_at < excluded.scraped_at AND p.data_hash <> excluded.data_hash
-    RETURNING xmax = 0 AS is_inserted
+    RETURNING p.id, p.state, p.county, p.parcel_key, xmax = 0 AS is_inserted
+), placed AS (
+    SELECT coalesce(f.id, u.id) AS parcel_row_id, s.platform, s.scraped_at, s.data,
+        s.data_hash, s.raw_html_hash, s.task_id
+    FROM ingest_staging_rows s
+    JOIN found f ON f.row_number = s.row_number
+    LEFT JOIN upserted u
+        ON u.state = s.state AND u.county = s.county AND u.parcel_key = s.parcel_key
+), snapshots AS (
+    INSERT INTO parcel_snapshots
+        (parcel_id, platform, scraped_at, data, data_hash, raw_html_hash, task_id)
+    SELECT parcel_row_id, platform, scraped_at, data, data_hash, raw_html_hash, task_id
+    FROM placed WHERE parcel_row_id IS NOT NULL
+    ORDER BY parcel_row_id, scraped_at
+    ON CONFLICT (parcel_id, platform, scraped_at) DO NOTHING
 )
 SELECT
     (SELECT count(*) FROM upserted WHERE is_inserted) AS inserted,
     (SELECT count(*) FROM upserted WHERE NOT is_inserted) AS updated,
-    (SELECT count(*) FROM existing WHERE is_same) AS unchanged
+    (SELECT count(*) FROM ingest_staging_rows s JOIN found f ON f.row_number = s.row_number
+     WHERE s.is_newest AND f.data_hash = s.data_hash) AS unchanged,
+    (SELECT count(*) FROM placed WHERE parcel_row_id IS NULL) AS unplaced
 """
-_INSERT_SNAPSHOTS = f"""
+# Only after a concurrent insert (see above): a new statement sees the committed parcel.
+_INSERT_UNPLACED_SNAPSHOTS = f"""
 INSERT INTO parcel_snapshots
     (parcel_id, platform, scraped_at, data, data_hash, raw_html_hash, task_id)
 SELECT p.id, s.platform, s.scraped_at, s.data, s.data_hash, s.raw_html_hash, s.task_id
-FROM ingest_staging s JOIN parcels p ON {_ON_IDENTITY}
+FROM ingest_staging_rows s JOIN LATERAL (
+    SELECT p.id FROM parcels p WHERE {_ON_IDENTITY} LIMIT 1
+) p ON true
 ORDER BY p.id, s.scraped_at
 ON CONFLICT (parcel_id, platform, scraped_at) DO NOTHING
 """
@@ -125,18 +154,18 @@ def ingest_items(session: Session, items: Sequence[ResultItem]) -> IngestOutcome
         return outcome
     newest, superseded = _pick_newest(items)
     outcome.unchanged, outcome.stale = _count_superseded(newest, superseded)
-    lines = [_staging_line(item, is_newest=True, unparsed=outcome.unparsed) for item in newest]
-    lines += [_staging_line(item, is_newest=False) for item in _distinct_scrapes(superseded)]
+    buffer = _staging_text(newest, _distinct_scrapes(superseded), outcome.unparsed)
 
     session.flush()
-    session.execute(text(_CREATE_STAGING))
-    session.execute(text("DELETE FROM ingest_staging"))  # an earlier chunk of this transaction
-    _copy_lines(session, lines)
-    row = session.execute(text(_UPSERT_PARCELS)).one()
+    # An earlier chunk of this transaction may have left rows: one round trip for both.
+    session.execute(text(f"{_CREATE_STAGING}; DELETE FROM ingest_staging_rows"))
+    _copy_staging(session, buffer)
+    row = session.execute(text(_INGEST_CHUNK)).one()
+    if row.unplaced:
+        session.execute(text(_INSERT_UNPLACED_SNAPSHOTS))
     outcome.inserted, outcome.updated = int(row.inserted), int(row.updated)
     outcome.unchanged += int(row.unchanged)
     outcome.stale += len(newest) - outcome.inserted - outcome.updated - int(row.unchanged)
-    session.execute(text(_INSERT_SNAPSHOTS))
     mark_tasks_succeeded(session, {item.task_id for item in items if item.task_id})
     return outcome
 
@@ -186,60 +215,33 @@ def _distinct_scrapes(items: Iterable[ResultItem]) -> list[ResultItem]:
     return distinct
 
 
-def _staging_line(
-    item: ResultItem, *, is_newest: bool, unparsed: Counter[str] | None = None
+def _staging_text(
+    newest: Sequence[ResultItem], superseded: Sequence[ResultItem], unparsed: Counter[str]
 ) -> str:
-    """One line of COPY text format; typed columns only for the rows that reach ``parcels``."""
-    head = [
-        "t" if is_newest else "f",
-        str(item.task_id) if item.task_id else None,
-        item.state,
-        item.county,
-        item.parcel_key,
-        item.parcel_id,
-        item.platform,
-        item.scraped_at.isoformat(),
-        item.data_json,
-        item.data_hash,
-        item.raw_html_hash,
-    ]
-    if is_newest:
-        typed = extract_typed_values(item.data)
-        if unparsed is not None:
-            unparsed.update(typed.unparsed)
-        tail = [_copy_value(typed.columns[column]) for column in TYPED_COLUMNS]
-    else:
-        tail = [None] * len(TYPED_COLUMNS)
-    return "\t".join(_copy_text(v) for v in head) + "\t" + "\t".join(_none(v) for v in tail)
+    """The COPY text of a chunk: typed columns only for the rows that reach ``parcels``."""
+    lines = []
+    for number, item in enumerate(newest):
+        typed, unparsed_columns = extract_typed_row(item.data)
+        if unparsed_columns:
+            unparsed.update(unparsed_columns)
+        pairs = zip(_COPY_TYPED, typed, strict=True)
+        tail = "\t".join([_NULL if value is None else copy(value) for copy, value in pairs])
+        lines.append(_staging_head(item, number, "t") + tail)
+    no_typed_values = "\t".join([_NULL] * len(TYPED_COLUMNS))
+    for number, item in enumerate(superseded, start=len(newest)):
+        lines.append(_staging_head(item, number, "f") + no_typed_values)
+    lines.append("")
+    return "\n".join(lines)
 
 
-def _copy_bool(value: bool) -> str:
-    return "t" if value else "f"
-
-
-# Typed values are of these exact types (see services.ingest.values); dispatch on the type.
-_COPY_BY_TYPE: dict[type, Callable[[Any], str]] = {
-    str: lambda value: _escape(value),
-    Decimal: str,
-    int: str,
-    date: date.isoformat,
-    bool: _copy_bool,
-}
-
-
-def _copy_value(value: Any) -> str | None:
-    if value is None:
-        return None
-    convert = _COPY_BY_TYPE.get(type(value))
-    return convert(value) if convert else _escape(str(value))
-
-
-def _copy_text(value: str | None) -> str:
-    return "\\N" if value is None else _escape(value)
-
-
-def _none(value: str | None) -> str:
-    return "\\N" if value is None else value
+def _staging_head(item: ResultItem, number: int, is_newest: str) -> str:
+    """The columns before the typed ones, each followed by a tab."""
+    return (
+        f"{number}\t{is_newest}\t{item.task_id or _NULL}\t{_escape(item.state)}\t"
+        f"{_escape(item.county)}\t{_escape(item.parcel_key)}\t{_escape(item.parcel_id)}\t"
+        f"{_escape(item.platform)}\t{item.scraped_at.isoformat()}\t{_escape(item.data_json)}\t"
+        f"{item.data_hash}\t{item.raw_html_hash or _NULL}\t"
+    )
 
 
 def _escape(value: str) -> str:
@@ -249,10 +251,18 @@ def _escape(value: str) -> str:
     return value
 
 
-def _copy_lines(session: Session, lines: list[str]) -> None:
-    buffer = io.StringIO("\n".join(lines) + "\n")
+_NULL = "\\N"
+# Each typed column holds one type (see services.ingest.values): text is escaped; numbers,
+# dates and flags print as PostgreSQL reads them (str(True) is "True", a valid boolean).
+_TEXT_COLUMNS = frozenset({"owner_name", "situs_address", "city", "zip", "property_type"})
+_COPY_TYPED: tuple[Callable[[Any], str], ...] = tuple(
+    _escape if column in _TEXT_COLUMNS else str for column in TYPED_COLUMNS
+)
+
+
+def _copy_staging(session: Session, buffer: str) -> None:
     cursor = session.connection().connection.cursor()
     try:
-        cursor.copy_expert(_COPY_STAGING, buffer)  # psycopg2: COPY FROM STDIN
+        cursor.copy_expert(_COPY_STAGING, io.StringIO(buffer))  # psycopg2: COPY FROM STDIN
     finally:
         cursor.close()

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from services.ingest.values import (
@@ -30,13 +29,22 @@ from services.ingest.values import (
 
 Parser = Callable[[object], Any]
 _MAX_ACREAGE = Decimal("99999999.9999")  # Numeric(12, 4)
+_ACREAGE_QUANTUM = Decimal("0.0001")
 
 
 def _parse_acreage(value: object) -> Decimal | None:
     number = parse_number(value)
     if number is None or not 0 <= number <= _MAX_ACREAGE:
         return None
-    return number.quantize(Decimal("0.0001"))
+    return number.quantize(_ACREAGE_QUANTUM)
+
+
+def _parse_tax_year(value: object) -> int | None:
+    return parse_int(value, low=MIN_YEAR, high=MAX_YEAR)
+
+
+def _parse_living_area(value: object) -> int | None:
+    return parse_int(value, low=0, high=2_000_000_000)
 
 
 def _parse_delinquent(value: object) -> bool | Decimal | None:
@@ -71,7 +79,7 @@ TYPED_FIELDS: dict[str, tuple[Parser, tuple[str, ...]]] = {
     "total_due": (
         parse_money, ("total_due", "amount_due", "taxes_due", "tax_due", "balance_due")
     ),
-    "tax_year": (partial(parse_int, low=MIN_YEAR, high=MAX_YEAR), ("tax_year", "taxyear")),
+    "tax_year": (_parse_tax_year, ("tax_year", "taxyear")),
     "is_delinquent": (_parse_delinquent, ("delinquent", "is_delinquent", "delinquent_flag")),
     "delinquent_amount": (
         parse_money, ("delinquent_amount", "delinquent_taxes", "amount_delinquent")
@@ -79,7 +87,7 @@ TYPED_FIELDS: dict[str, tuple[Parser, tuple[str, ...]]] = {
     "last_sale_date": (parse_date, ("last_sale_date", "sale_date")),
     "last_sale_price": (parse_money, ("last_sale_price", "sale_price", "last_sale_amount")),
     "living_area_sqft": (
-        partial(parse_int, low=0, high=2_000_000_000),
+        _parse_living_area,
         ("living_area_sqft", "living_area", "heated_area", "building_sqft", "sqft",
          "square_feet"),
     ),
@@ -95,6 +103,7 @@ _ALIASES: dict[str, tuple[str, int]] = {
 }
 _KEY_SEPARATORS = re.compile(r"[\s.\-/]+")
 _BLANK = frozenset({"", "n/a", "na", "-", "--", "null"})
+_LONGEST_BLANK = max(map(len, _BLANK))
 _normalised_keys: dict[str, str] = {}
 
 
@@ -123,7 +132,12 @@ def _column_of(key: str) -> tuple[str, int] | None:
 
 
 def _is_blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.strip().lower() in _BLANK)
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return len(text) <= _LONGEST_BLANK and text.lower() in _BLANK
 
 
 @dataclass
@@ -132,36 +146,67 @@ class TypedValues:
     unparsed: list[str] = field(default_factory=list)  # typed columns whose value did not parse
 
 
+# For one set of data keys (in order): per typed column present, its column index, parser
+# and the keys naming it in order of preference (on equal rank, the earlier key).
+_Plan = tuple[tuple[int, Parser, tuple[str, ...]], ...]
+_plans: dict[tuple[str, ...], _Plan] = {}
+_IS_DELINQUENT = TYPED_COLUMNS.index("is_delinquent")
+_DELINQUENT_AMOUNT = TYPED_COLUMNS.index("delinquent_amount")
+
+
+def _plan_for(keys: tuple[str, ...]) -> _Plan:
+    """Which keys feed which column; scrapers send the same keys in every row, so cached."""
+    plan = _plans.get(keys)
+    if plan is None:
+        found: dict[str, list[tuple[int, int, str]]] = {}
+        for position, key in enumerate(keys):
+            hit = _column_of(key)
+            if hit is not None:
+                found.setdefault(hit[0], []).append((hit[1], position, key))
+        plan = tuple(
+            (
+                TYPED_COLUMNS.index(column),
+                TYPED_FIELDS[column][0],
+                tuple(k for *_, k in sorted(hits)),
+            )
+            for column, hits in found.items()
+        )
+        if len(_plans) < 1_000:
+            _plans[keys] = plan
+    return plan
+
+
+def extract_typed_row(data: Mapping[str, object]) -> tuple[list[Any], list[str]]:
+    """Typed values in ``TYPED_COLUMNS`` order (``None`` if absent), and the columns whose
+    value did not parse."""
+    row: list[Any] = [None] * len(TYPED_COLUMNS)
+    unparsed: list[str] = []
+    for index, parse, keys in _plan_for(tuple(data)):
+        for key in keys:
+            value = data[key]
+            if not _is_blank(value):
+                parsed = parse(value)
+                if parsed is None:
+                    unparsed.append(TYPED_COLUMNS[index])
+                else:
+                    row[index] = parsed
+                break
+    _settle_delinquency(row)
+    return row, unparsed
+
+
 def extract_typed_values(data: Mapping[str, object]) -> TypedValues:
     """Typed column values found in ``data``; every column is present (``None`` if absent)."""
-    chosen: dict[str, tuple[int, str, object]] = {}
-    for key, value in data.items():
-        hit = _column_of(key)
-        if hit is None or _is_blank(value):
-            continue
-        column, rank = hit
-        current = chosen.get(column)
-        if current is None or rank < current[0]:
-            chosen[column] = (rank, key, value)
-
-    columns: dict[str, Any] = dict.fromkeys(TYPED_COLUMNS)
-    unparsed: list[str] = []
-    for column, (_, _key, value) in chosen.items():
-        parsed = TYPED_FIELDS[column][0](value)
-        if parsed is None:
-            unparsed.append(column)
-        else:
-            columns[column] = parsed
-    _settle_delinquency(columns)
-    return TypedValues(columns=columns, unparsed=unparsed)
+    row, unparsed = extract_typed_row(data)
+    return TypedValues(columns=dict(zip(TYPED_COLUMNS, row, strict=True)), unparsed=unparsed)
 
 
-def _settle_delinquency(columns: dict[str, Any]) -> None:
+def _settle_delinquency(row: list[Any]) -> None:
     """A ``delinquent`` field may hold an amount; an amount above zero means delinquent."""
-    flag = columns["is_delinquent"]
+    flag = row[_IS_DELINQUENT]
     if isinstance(flag, Decimal):
-        if columns["delinquent_amount"] is None:
-            columns["delinquent_amount"] = flag
-        columns["is_delinquent"] = flag > 0
-    elif flag is None and columns["delinquent_amount"] is not None:
-        columns["is_delinquent"] = columns["delinquent_amount"] > 0
+        if row[_DELINQUENT_AMOUNT] is None:
+            row[_DELINQUENT_AMOUNT] = flag
+        row[_IS_DELINQUENT] = flag > 0
+    elif flag is None and row[_DELINQUENT_AMOUNT] is not None:
+        row[_IS_DELINQUENT] = row[_DELINQUENT_AMOUNT] > 0
