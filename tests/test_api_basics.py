@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -26,14 +28,14 @@ def test_every_response_carries_a_request_id(api_client: TestClient) -> None:
     assert len(hostile.headers["X-Request-ID"]) == 32
 
 
-def assert_envelope(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"error", "request_id"}
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     assert body["request_id"] == response.headers["X-Request-ID"]
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def test_unknown_route_is_a_404_envelope(api_client: TestClient) -> None:
