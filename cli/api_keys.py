@@ -6,7 +6,6 @@ import click
 
 from db.models import ApiKey
 from db.session import session_scope
-from services.errors import ServiceError
 from services.public import api_keys
 from services.public.tiers import key_tier_names
 
@@ -26,15 +25,7 @@ def _issued(issued: api_keys.IssuedKey, action: str) -> None:
     click.echo(issued.key)
 
 
-class _ServiceErrors(click.Group):
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ServiceError as exc:
-            raise click.ClickException(exc.message) from exc
-
-
-@click.group("api-keys", cls=_ServiceErrors)
+@click.group("api-keys")
 def api_keys_group() -> None:
     """Public API keys (only a hash is stored; a key is printed once)."""
 

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import click
 
-from cli.service_errors import ServiceErrorGroup
 from db.session import session_scope
 from services.dispatch.dead_letters import (
     DeadLetterFilter,
@@ -49,7 +48,7 @@ def _filter(
     )
 
 
-@click.group("dead-letters", cls=ServiceErrorGroup)
+@click.group("dead-letters")
 def dead_letters_group() -> None:
     """Tasks that used up their attempts."""
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import click
 
+from services.errors import ServiceError
 from settings import ConfigurationError
 
 
 class GatewayGroup(click.Group):
+    """Configuration and service errors (not found, invalid input ...) print one clear line."""
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except ConfigurationError as exc:
             raise click.ClickException(f"configuration error: {exc}") from exc
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from exc
 
 
 @click.group(cls=GatewayGroup)

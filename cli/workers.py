@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 
 import click
 
-from cli.service_errors import ServiceErrorGroup
 from db.session import session_scope
 from services.dispatch.fleet import list_workers, queue_command
 from settings import get_settings
 
 
-@click.group("workers", cls=ServiceErrorGroup)
+@click.group("workers")
 def workers_group() -> None:
     """HTTP workers known by their heartbeats."""
 
