@@ -1,10 +1,11 @@
 """Rows/s of the batch ingest path against a per-row baseline, same database, same run.
 
 The batch path is ``services.ingest.ingest_result_items`` (validation, typed parsing, COPY
-into staging, one upsert, one snapshot insert, ledger update) on chunks of the configured
-size, one transaction per chunk, exactly what the ingest task runs. The baseline is what the
-old gateway did for each row: an existence check, then a single-row INSERT or UPDATE (plus
-the snapshot row), with the same validation and typed parsing, one commit per chunk.
+into staging, one statement writing parcels and snapshots, ledger update) on chunks of the
+configured size, one transaction per chunk, exactly what the ingest task runs. The baseline
+is what the old gateway did for each row: an existence check, then a single-row INSERT or
+UPDATE (plus the snapshot row), with the same validation and typed parsing, one commit per
+chunk.
 Both paths write the same parcels columns on disjoint parcel ids of the same tables.
 
 Then the batch path in ``worker_concurrency`` processes at once (how the ingest queue is

@@ -121,12 +121,16 @@ _state_code = lru_cache(maxsize=1024)(normalize_state)
 _county_slug = lru_cache(maxsize=4096)(normalize_county)
 
 
+# Made once: json.dumps with options builds a new encoder on every call.
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _canonical_json(data: dict[str, Any]) -> tuple[str, str]:
     """Sorted-key JSON and its sha256; refuses what PostgreSQL's jsonb would refuse."""
     try:
-        text = json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = _CANONICAL_JSON.encode(data)
         encoded = text.encode("utf-8")
     except (TypeError, ValueError) as exc:  # NaN/Infinity, lone surrogates, odd types
         raise ItemRejected(f"data: not storable as JSON ({exc})") from exc
