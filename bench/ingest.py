@@ -9,8 +9,9 @@ chunk.
 Both paths write the same parcels columns on disjoint parcel ids of the same tables.
 
 Then the batch path in ``worker_concurrency`` processes at once (how the ingest queue is
-consumed), and, as a diagnostic printed last, the batch path again after dropping the
-public-search indexes of migration 0004: what the ingest itself costs without them.
+consumed), the same end to end through the broker and a real Celery worker, and, as a
+diagnostic printed last, the batch path again after dropping the public-search indexes of
+migration 0004: what the ingest itself costs without them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from __future__ import annotations
 import multiprocessing
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -182,6 +185,35 @@ def run_batch_parallel(processes: int, rows_each: int, *, chunk_size: int) -> fl
     return time.perf_counter() - started
 
 
+def run_celery_path(items: Sequence[dict[str, Any]], *, chunk_size: int, processes: int) -> float:
+    """End to end through the broker: chunks published as ``ingest.parcel_results`` tasks and
+    consumed by a real prefork worker of ``processes`` children; timed from the first publish
+    to the last chunk's outcome (task JSON, broker, result backend included)."""
+    from tasks.ingest import publish_result_chunks, read_ingest_outcomes
+    from tasks.queues import INGEST_QUEUE
+    from tests.celery_workers import start_worker
+    from tests.waiting import wait_for
+
+    worker = start_worker(
+        [INGEST_QUEUE], log_dir=Path(tempfile.mkdtemp(prefix="bench-ingest-")),
+        concurrency=processes,
+    )  # fmt: skip
+    try:
+        started = time.perf_counter()
+        task_ids = publish_result_chunks(items, chunk_size=chunk_size)
+
+        def is_done() -> bool:
+            outcomes = read_ingest_outcomes(task_ids)
+            if outcomes.failed:
+                raise RuntimeError(f"ingest tasks failed: {outcomes.failed[:3]}")
+            return not outcomes.unfinished
+
+        wait_for(is_done, timeout_s=600, interval_s=0.05, what="the ingest tasks")
+        return time.perf_counter() - started
+    finally:
+        worker.stop()
+
+
 def _drop_public_search_indexes() -> int:
     """Diagnostic only: drop the search indexes migration 0004 puts on parcels."""
     from db.session import session_scope
@@ -229,6 +261,13 @@ def run() -> None:
         f"batch path, new parcels, {processes} processes",
         processes * BATCH_ROWS // 2,
         lambda: run_batch_parallel(processes, BATCH_ROWS // 2, chunk_size=chunk),
+    )
+    _measure(
+        f"celery ingest tasks, new parcels, {processes} processes",
+        BATCH_ROWS,
+        lambda: run_celery_path(
+            make_items("Q", BATCH_ROWS, scraped_at=T0), chunk_size=chunk, processes=processes
+        ),
     )
     ratios = ", ".join(
         f"{kind} {rates[kind] / rates['base_' + kind]:.1f}x"
