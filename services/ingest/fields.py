@@ -184,13 +184,18 @@ def extract_typed_row(data: Mapping[str, object]) -> tuple[list[Any], list[str]]
     for index, parse, keys in _plan_for(tuple(data)):
         for key in keys:
             value = data[key]
-            if not _is_blank(value):
-                parsed = parse(value)
-                if parsed is None:
-                    unparsed.append(TYPED_COLUMNS[index])
-                else:
-                    row[index] = parsed
-                break
+            if type(value) is str:  # _is_blank inlined: this runs for every value
+                text = value.strip()
+                if len(text) <= _LONGEST_BLANK and text.lower() in _BLANK:
+                    continue
+            elif _is_blank(value):
+                continue
+            parsed = parse(value)
+            if parsed is None:
+                unparsed.append(TYPED_COLUMNS[index])
+            else:
+                row[index] = parsed
+            break
     _settle_delinquency(row)
     return row, unparsed
 

@@ -68,7 +68,9 @@ def _parse_money_text(value: str) -> Decimal | None:
         amount = Decimal(text)
     except InvalidOperation:
         return None
-    return _bounded_money(-amount if is_negative else amount)
+    if abs(amount) > MAX_MONEY:  # finite: the text starts with a digit or a dot
+        return None
+    return (-amount if is_negative else amount).quantize(_CENT)
 
 
 def _bounded_money(amount: Decimal) -> Decimal | None:
