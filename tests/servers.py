@@ -18,25 +18,27 @@ from localstack.servers import EmbeddedPostgres, EmbeddedRedis, find_free_port
 
 @dataclass
 class TestServers:
+    __test__ = False  # not a test class, whatever pytest's name pattern says
+
     postgres_url: str
     redis_url: str
     broker_url: str
     _embedded_postgres: EmbeddedPostgres | None = None
     _embedded_redis: EmbeddedRedis | None = None
-    _created_database: tuple[str, str] | None = None  # (admin url, database name)
+    admin_database: tuple[str, str] = ("", "")  # (admin url, this run's database name)
     extra: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
-        if self._created_database is not None:
-            admin_url, name = self._created_database
-            _drop_database(admin_url, name)
+        admin_url, name = self.admin_database
+        if name:
+            drop_database(admin_url, name)
         if self._embedded_redis is not None:
             self._embedded_redis.stop()
         if self._embedded_postgres is not None:
             self._embedded_postgres.stop()
 
 
-def _create_database(admin_url: str, name: str) -> None:
+def create_database(admin_url: str, name: str) -> None:
     connection = psycopg2.connect(admin_url)
     connection.autocommit = True
     with connection.cursor() as cursor:
@@ -44,7 +46,7 @@ def _create_database(admin_url: str, name: str) -> None:
     connection.close()
 
 
-def _drop_database(admin_url: str, name: str) -> None:
+def drop_database(admin_url: str, name: str) -> None:
     connection = psycopg2.connect(admin_url)
     connection.autocommit = True
     with connection.cursor() as cursor:
@@ -53,7 +55,7 @@ def _drop_database(admin_url: str, name: str) -> None:
     connection.close()
 
 
-def _replace_database(url: str, name: str) -> str:
+def replace_database(url: str, name: str) -> str:
     base, _, query = url.partition("?")
     prefix = base.rsplit("/", 1)[0]
     return f"{prefix}/{name}" + (f"?{query}" if query else "")
@@ -66,8 +68,8 @@ def start_test_servers(work_dir: Path) -> TestServers:
     if admin_url is None:
         embedded_postgres = EmbeddedPostgres(work_dir / "pg")
         admin_url = embedded_postgres.start(database="postgres")
-    _create_database(admin_url, database)
-    postgres_url = _replace_database(admin_url, database)
+    create_database(admin_url, database)
+    postgres_url = replace_database(admin_url, database)
 
     embedded_redis = None
     redis_url = os.environ.get("GATEWAY_TEST_REDIS_URL")
@@ -82,5 +84,5 @@ def start_test_servers(work_dir: Path) -> TestServers:
         broker_url=broker_url,
         _embedded_postgres=embedded_postgres,
         _embedded_redis=embedded_redis,
-        _created_database=(admin_url, database),
+        admin_database=(admin_url, database),
     )

@@ -77,7 +77,6 @@ class Parcel(Base):
 
     __table_args__ = (
         UniqueConstraint("state", "county", "parcel_key", name="uq_parcels_identity"),
-        Index("ix_parcels_state_county_total_due", "state", "county", "total_due"),
         Index("uq_parcels_identity_text", text(identity_text_sql()), unique=True),
     )
 
