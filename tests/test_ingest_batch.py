@@ -120,6 +120,27 @@ def test_a_newer_scrape_with_equal_data_does_not_rewrite_the_row(db_session: Ses
     assert (after.updated_at, after.scraped_at) == (before.updated_at, before.scraped_at)
 
 
+def test_a_late_scrape_older_than_an_unchanged_newer_one_does_not_win(
+    db_session: Session,
+) -> None:
+    """A at t0, A again at t2 (unchanged, so the row is not rewritten), then B from t1 arrives
+    late: the parcel must keep A, the newest data seen, and history keeps all three."""
+    ingest_result_items(db_session, [result_item(data={"owner": "A"})])
+    db_session.commit()
+    at_t2 = (T0 + timedelta(hours=2)).isoformat()
+    ingest_result_items(db_session, [result_item(scraped_at=at_t2, data={"owner": "A"})])
+    db_session.commit()
+
+    at_t1 = (T0 + timedelta(hours=1)).isoformat()
+    late = ingest_result_items(db_session, [result_item(scraped_at=at_t1, data={"owner": "B"})])
+    db_session.commit()
+
+    assert (late.updated, late.stale) == (0, 1)
+    [parcel] = parcels(db_session)
+    assert parcel.owner_name == "A"
+    assert snapshot_count(db_session) == 3
+
+
 def test_two_scrapes_of_one_parcel_in_one_chunk_keep_the_newest(db_session: Session) -> None:
     newest = result_item(scraped_at=(T0 + timedelta(hours=2)).isoformat(), data={"owner": "B"})
     chunk = [newest, result_item(data={"owner": "A"}), newest]

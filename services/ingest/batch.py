@@ -59,15 +59,19 @@ _CREATE_STAGING = (
 )
 _COPY_STAGING = f"COPY ingest_staging_rows ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
 # One statement per chunk writes parcels and snapshots. ``found`` is what was there before
-# it (the statement's snapshot). Rows whose parcel already holds this or a newer scrape
-# (a redelivery, a stale scrape) are left out of the upsert: scraped_at only grows, so the
+# it (the statement's snapshot); its ``scraped_at`` is the newest scrape seen, snapshots
+# included, because an unchanged newer scrape is recorded only as a snapshot (the row is not
+# rewritten) and must still make older late arrivals stale. Rows whose parcel already holds
+# this or a newer scrape (a redelivery, a stale scrape) are left out of the upsert: the
 # upsert's own guard would refuse them anyway, and left out they are not even locked. A
 # snapshot takes its parcel's id from ``found`` or, for a parcel inserted now, from the
 # upsert; a row that has neither (a parcel another transaction inserted meanwhile with a
 # newer scrape) is counted as ``unplaced`` and its snapshot written by a second statement.
 _INGEST_CHUNK = f"""
 WITH found AS MATERIALIZED (
-    SELECT s.row_number, e.id, e.data_hash, e.scraped_at
+    SELECT s.row_number, e.id, e.data_hash, greatest(e.scraped_at, (
+        SELECT max(ps.scraped_at) FROM parcel_snapshots ps WHERE ps.parcel_id = e.id
+    )) AS scraped_at
     FROM ingest_staging_rows s
     LEFT JOIN LATERAL (
         SELECT p.id, p.data_hash, p.scraped_at FROM parcels p WHERE {_ON_IDENTITY} LIMIT 1
