@@ -28,9 +28,9 @@ from services.dispatch.failures import FailureReason
 from services.dispatch.running import claim_run, fail_run, finish_run, running_holder
 from tasks.app import app
 from tasks.dispatch_broker import run_lease_s
+from tasks.ingest import INGEST_TASK_NAME
 
 logger = logging.getLogger(__name__)
-INGEST_TASK_NAME = "ingest.parcel_results"
 HOLDER_PING_TIMEOUT_S = 3.0
 
 
