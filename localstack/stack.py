@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from localstack.processes import ChildProcess
 from localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
-from services.queue_topology import worker_queue_names
+from services.queue_topology import SERVICE_QUEUES, scrape_worker_queue_names
 from settings import GatewaySettings, to_sqlalchemy_url
 
 logger = logging.getLogger("localstack")
@@ -76,26 +76,31 @@ class LocalStack:
             check=True,
         )
 
-    def worker_queues(self) -> list[str]:
+    def scrape_queues(self) -> list[str]:
         engine = create_engine(to_sqlalchemy_url(self.env["GATEWAY_POSTGRES_URL"]))
         try:
             with Session(engine) as session:
-                return worker_queue_names(session)
+                return scrape_worker_queue_names(session)
         finally:
             engine.dispose()
 
     def start_processes(self) -> None:
         settings = self.settings
-        queues = self.worker_queues()
         celery = [sys.executable, "-m", "celery", "-A", "tasks.app"]
         beat_schedule = settings.local_data_dir.resolve() / "celerybeat-schedule"
+
+        def worker(name: str, queues: list[str] | tuple[str, ...]) -> ChildProcess:
+            return ChildProcess(
+                f"{name}-worker",
+                [*celery, "worker", "-E", "-Q", ",".join(queues), "-n", f"{name}@%h",
+                 "--loglevel", settings.log_level],
+            )  # fmt: skip
+
+        scrape_queues = self.scrape_queues()
         self.children = [
             ChildProcess("api", [sys.executable, "-m", "gateway_api"]),
-            ChildProcess(
-                "worker",
-                [*celery, "worker", "-E", "-Q", ",".join(queues), "-n", "local@%h",
-                 "--loglevel", settings.log_level],
-            ),
+            worker("service", SERVICE_QUEUES),
+            *([worker("scrape", scrape_queues)] if scrape_queues else []),
             ChildProcess("beat", [*celery, "beat", "-s", str(beat_schedule), "--loglevel", "INFO"]),
             ChildProcess(
                 "flower",

@@ -1,6 +1,11 @@
-"""Which queues a Celery worker consumes: ingest and maintenance, then the scrape queues of the
-enabled platforms it has a scraper for. Platforms are rows, so a new platform needs no code
-change; platforms without a scraper here are left to the HTTP workers."""
+"""Which queues a Celery worker consumes.
+
+Scrape workers take the scrape queues of the enabled platforms they have a scraper for, every
+p1 queue first; platforms without a scraper here are left to the HTTP workers. A separate
+service worker takes ``ingest`` and ``maintenance``: sharing children with slow scrapes would
+delay results, and would let the periodic jobs' messages (which expire after one interval)
+expire unrun while every child is busy. Platforms are rows, so a new one needs no code change.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from sqlalchemy.orm import Session
 from db.models import Platform
 from scrapers import registered_platforms
 from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
+
+SERVICE_QUEUES = (INGEST_QUEUE, MAINTENANCE_QUEUE)
 
 
 def enabled_platform_names(session: Session) -> list[str]:
@@ -23,9 +30,7 @@ def scraping_platform_names(session: Session) -> list[str]:
     return [name for name in enabled_platform_names(session) if name in registered]
 
 
-def worker_queue_names(session: Session, *, platforms: list[str] | None = None) -> list[str]:
-    """In the order a worker drains them: results and periodic jobs first (a worker that drained
-    the scrape queues first would leave results and the lease reaper waiting behind the whole
-    backlog), then every p1 scrape queue, down to p4."""
+def scrape_worker_queue_names(session: Session, *, platforms: list[str] | None = None) -> list[str]:
+    """Strict priority order: every p1 scrape queue first, down to p4."""
     names = platforms if platforms is not None else scraping_platform_names(session)
-    return [INGEST_QUEUE, MAINTENANCE_QUEUE, *scrape_queue_names(names)]
+    return scrape_queue_names(names)

@@ -12,7 +12,10 @@ import yaml
 
 from tests.celery_workers import REPO_ROOT
 
-STACK = {"postgres", "redis", "migrate", "api", "worker", "beat", "flower", "prometheus", "grafana"}
+STACK = {
+    "postgres", "redis", "migrate", "api", "worker", "service-worker", "beat", "flower",
+    "prometheus", "grafana",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,7 @@ def test_services_wait_for_healthy_dependencies_and_the_migration(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    for name in ("api", "worker", "beat"):
+    for name in ("api", "worker", "service-worker", "beat"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
@@ -53,6 +56,9 @@ def test_flower_requires_basic_auth_and_workers_send_events(compose: dict[str, A
     services = compose["services"]
     assert "--basic-auth=" in " ".join(services["flower"]["command"])
     assert " -E " in services["worker"]["command"][-1]
+    assert "-E" in services["service-worker"]["command"]
+    service_queues = services["service-worker"]["command"]
+    assert service_queues[service_queues.index("-Q") + 1] == "ingest,maintenance"
 
 
 def test_prometheus_scrapes_the_api_and_flower() -> None:

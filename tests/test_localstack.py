@@ -70,7 +70,12 @@ def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(tmp_path
     stack = start_stack(tmp_path / "data", ports, log_path)
     try:
         wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API")
-        wait_for(lambda: registered_workers(flower), timeout_s=60, what="a worker in Flower")
+        workers = wait_for(
+            lambda: len(names := registered_workers(flower)) == 2 and names,
+            timeout_s=60,
+            what="the scrape and service workers in Flower",
+        )
+        assert sorted(name.split("@")[0] for name in workers) == ["scrape", "service"]
         assert httpx.get(f"{api}/health/ready", timeout=5).json()["status"] == "ready"
         assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
     finally:
