@@ -4,29 +4,59 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from typing import NamedTuple
 
-from sqlalchemy import func, update
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATUSES, ScrapeTask, TaskStatus
+from db.models import ACTIVE_STATUSES, TaskStatus
 
 
-def mark_tasks_succeeded(session: Session, task_ids: Collection[uuid.UUID]) -> int:
-    """Active tasks among ``task_ids`` become ``succeeded``; finished ones are left alone.
+class TaskResult(NamedTuple):
+    """The task a result names, and the parcel the result is for (normalised identity)."""
 
-    Idempotent: a redelivered result finds its task already succeeded and changes nothing.
+    task_id: uuid.UUID
+    platform: str
+    state: str
+    county: str
+    parcel_key: str
+
+
+_ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
+# A result finishes its task only when it is for that task's parcel: a worker that mixes up
+# ids must not finish another parcel's task (that parcel would then never be scraped).
+_MARK_SUCCEEDED = text(f"""
+UPDATE scrape_tasks t
+SET status = '{TaskStatus.SUCCEEDED.value}', finished_at = now(),
+    lease_expires_at = NULL, due_at = NULL, updated_at = now()
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:platforms AS text[]), CAST(:states AS text[]),
+    CAST(:counties AS text[]), CAST(:parcel_keys AS text[])
+) AS v(id, platform, state, county, parcel_key)
+WHERE t.id = v.id AND t.platform = v.platform AND t.state = v.state
+    AND t.county = v.county AND t.parcel_key = v.parcel_key
+    AND t.status IN ({_ACTIVE_SQL})
+""")
+
+
+def mark_tasks_succeeded(session: Session, results: Collection[TaskResult]) -> int:
+    """Active tasks named by ``results`` become ``succeeded``; finished ones are left alone.
+
+    A result whose platform or parcel differs from its task's changes nothing. Idempotent:
+    a redelivered result finds its task already succeeded and changes nothing.
     Returns how many rows changed.
     """
-    if not task_ids:
+    if not results:
         return 0
+    distinct = list(set(results))
     result = session.execute(
-        update(ScrapeTask)
-        .where(ScrapeTask.id.in_(list(task_ids)), ScrapeTask.status.in_(ACTIVE_STATUSES))
-        .values(
-            status=TaskStatus.SUCCEEDED.value,
-            finished_at=func.now(),
-            lease_expires_at=None,
-            due_at=None,
-        )
+        _MARK_SUCCEEDED,
+        {
+            "ids": [str(r.task_id) for r in distinct],
+            "platforms": [r.platform for r in distinct],
+            "states": [r.state for r in distinct],
+            "counties": [r.county for r in distinct],
+            "parcel_keys": [r.parcel_key for r in distinct],
+        },
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.models.parcels import identity_text_sql
-from services.dispatch.completion import mark_tasks_succeeded
+from services.dispatch.completion import TaskResult, mark_tasks_succeeded
 from services.ingest.fields import TYPED_COLUMNS, extract_typed_row
 from services.ingest.items import ItemError, ResultItem, validate_result_items
 
@@ -170,7 +170,14 @@ def ingest_items(session: Session, items: Sequence[ResultItem]) -> IngestOutcome
     outcome.inserted, outcome.updated = int(row.inserted), int(row.updated)
     outcome.unchanged += int(row.unchanged)
     outcome.stale += len(newest) - outcome.inserted - outcome.updated - int(row.unchanged)
-    mark_tasks_succeeded(session, {item.task_id for item in items if item.task_id})
+    mark_tasks_succeeded(
+        session,
+        {
+            TaskResult(item.task_id, item.platform, item.state, item.county, item.parcel_key)
+            for item in items
+            if item.task_id
+        },
+    )
     return outcome
 
 
