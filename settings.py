@@ -10,10 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+VISIBILITY_MARGIN_S = 60
 
 
 # --- public API /v1: tiers (features are the daily quota counters) ----------------------------
@@ -97,6 +98,7 @@ class GatewaySettings(BaseSettings):
     # --- dispatch (issue 3: ledger, leasing, periodic dispatch jobs) ----------------------
     # How long a Celery worker holds a task it runs before the reaper counts it as lost;
     # unset: the hard time limit plus a minute (the child is killed at the time limit anyway).
+    # Set below the time limit only in tests: a live run would be reaped and run twice.
     celery_run_lease_s: int | None = Field(default=None, ge=1)
     work_poll_interval_s: float = Field(default=0.25, gt=0, le=5)
     work_retry_after_s: int = Field(default=5, ge=0)
@@ -210,6 +212,16 @@ class GatewaySettings(BaseSettings):
     def is_redis_broker(self) -> bool:
         return self.celery_broker_url.startswith(("redis", "rediss", "unix"))
 
+    @model_validator(mode="after")
+    def _check_visibility_outlasts_tasks(self) -> GatewaySettings:
+        if self.visibility_timeout_s <= self.task_time_limit_s + VISIBILITY_MARGIN_S:
+            raise ValueError(
+                f"GATEWAY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed "
+                f"GATEWAY_TASK_TIME_LIMIT_S ({self.task_time_limit_s}) by more than "
+                f"{VISIBILITY_MARGIN_S}s, or Redis delivers running tasks a second time"
+            )
+        return self
+
     def check_servers(self) -> None:
         """Fail fast, in one line, when a process that needs the servers has no URL for them."""
         _ = self.database_url, self.cache_url, self.celery_broker_url
@@ -227,7 +239,9 @@ def load_settings() -> GatewaySettings:
         return GatewaySettings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        if not first["loc"]:  # a rule across settings: its message names the variables
+            raise ConfigurationError(first["msg"].removeprefix("Value error, ")) from None
+        field = str(first["loc"][0])
         raise ConfigurationError(
             f"GATEWAY_{field.upper()}: {first['msg']} (got {first.get('input')!r})"
         ) from None

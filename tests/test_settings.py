@@ -47,6 +47,18 @@ def test_a_malformed_value_is_one_line_naming_the_variable(
     assert "\n" not in message
 
 
+def test_a_visibility_timeout_shorter_than_a_task_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_TASK_TIME_LIMIT_S", "3600")
+    monkeypatch.setenv("GATEWAY_VISIBILITY_TIMEOUT_S", "3600")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(
+        "GATEWAY_VISIBILITY_TIMEOUT_S (3600) must exceed GATEWAY_TASK_TIME_LIMIT_S (3600)"
+    )
+
+
 def test_a_wrong_database_scheme_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_POSTGRES_URL", "mysql://localhost/db")
     with pytest.raises(ConfigurationError, match="GATEWAY_POSTGRES_URL"):
