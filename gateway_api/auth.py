@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from services.errors import Unauthorized
+from services.errors import InvalidInput, Unauthorized
 from settings import get_settings
 
 
@@ -34,7 +34,12 @@ def require_worker(
 ) -> WorkerIdentity:
     if not is_token_accepted(x_worker_token, get_settings().worker_tokens):
         raise Unauthorized("missing or invalid X-Worker-Token")
-    return WorkerIdentity(worker_id=(x_worker_id or "anonymous").strip() or "anonymous")
+    worker_id = (x_worker_id or "").strip()
+    if not worker_id:
+        # Leases, heartbeats and commands are per worker: a shared fallback name would let
+        # workers complete, extend or lose each other's leases.
+        raise InvalidInput("X-Worker-ID header is required: name this worker (e.g. host-pid)")
+    return WorkerIdentity(worker_id=worker_id)
 
 
 def require_admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:

@@ -91,6 +91,15 @@ def test_worker_routes_need_a_configured_token(probe_app: FastAPI) -> None:
     assert good.json() == {"worker_id": "w9"}
 
 
+def test_worker_routes_need_the_worker_to_name_itself(probe_app: FastAPI) -> None:
+    token = {"X-Worker-Token": "second-worker-token"}
+    with TestClient(probe_app, raise_server_exceptions=False) as client:
+        unnamed = client.get("/probe/worker", headers=token)
+        blank = client.get("/probe/worker", headers={**token, "X-Worker-ID": "  "})
+    assert "X-Worker-ID" in assert_envelope(unnamed, 422, "invalid_input")["error"]["message"]
+    assert_envelope(blank, 422, "invalid_input")
+
+
 def test_an_empty_token_list_rejects_every_token() -> None:
     assert not is_token_accepted("anything", [])
     assert not is_token_accepted("", ["", "a"])
