@@ -38,11 +38,30 @@ DATABASE_UNAVAILABLE = (
     psycopg2.OperationalError,
     psycopg2.InterfaceError,
 )
+# SQLSTATEs of a lost race rather than a bug: a retry sees the other transaction's commit.
+UNIQUE_VIOLATION = "23505"
+RACE_SQLSTATES = frozenset({UNIQUE_VIOLATION, "40P01", "40001"})  # + deadlock, serialization
+# A unique violation that survives this many retries is not a race but a bug: fail, log it.
+MAX_UNIQUE_VIOLATION_RETRIES = 5
 
 
 @lru_cache(maxsize=1)
 def metrics_redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().cache_url)
+
+
+def is_worth_retrying(exc: BaseException, *, retries: int) -> bool:
+    """Whether a database error is transient: an outage or a race another try will win.
+
+    A unique violation is retried only a few times: the parcel upsert arbitrates the one
+    unique constraint on the identity, so a violation is at most a lost race.
+    """
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "pgcode", None)
+    if sqlstate == UNIQUE_VIOLATION:
+        return retries < MAX_UNIQUE_VIOLATION_RETRIES
+    return sqlstate in RACE_SQLSTATES
 
 
 def database_retry_delay_s(retries: int) -> float:
@@ -53,10 +72,12 @@ def database_retry_delay_s(retries: int) -> float:
     )
 
 
-# Retry policy: a database outage is retried for as long as it lasts (max_retries=None), so an
-# accepted result is never dropped. The backoff sleep happens here, while the message is still
-# unacknowledged (late ack), never as a Celery eta/countdown parked in a worker's memory; then
-# the task re-queues itself with no eta. Any other error is a bug: the task fails, is logged
+# Retry policy: a database outage, a deadlock or a serialization failure is retried for as
+# long as it lasts (max_retries=None), so an accepted result is never dropped; a unique
+# violation (a race on a parcel's first insert) a few times (``is_worth_retrying``). The
+# backoff sleep happens here, while the message is still unacknowledged (late ack), never as
+# a Celery eta/countdown parked in a worker's memory; then the task re-queues itself with no
+# eta. Any other error is a bug: the task fails, is logged
 # and its outcome recorded; the items stay valid for a replay since ingest is idempotent.
 @app.task(
     name=INGEST_TASK_NAME,
@@ -71,7 +92,9 @@ def ingest_parcel_results(self: Task, items: list[dict[str, Any]]) -> dict[str, 
     try:
         with session_scope() as session:
             outcome = ingest_result_items(session, items)
-    except DATABASE_UNAVAILABLE as exc:
+    except (*DATABASE_UNAVAILABLE, sa_exc.DBAPIError) as exc:
+        if not is_worth_retrying(exc, retries=self.request.retries):
+            raise
         delay = database_retry_delay_s(self.request.retries)
         logger.warning(
             "ingest of %d items waits %.1fs for the database (attempt %d): %s",

@@ -32,7 +32,7 @@ Money = Numeric(14, 2)
 
 
 def identity_text_sql(alias: str | None = None) -> str:
-    """``state/county/parcel_key`` as one text: the expression of ``uq_parcels_identity_text``.
+    """``state/county/parcel_key`` as one text: the expression of ``ix_parcels_identity_text``.
 
     Queries must spell it this way (any table alias) for the planner to use that index.
     """
@@ -77,7 +77,9 @@ class Parcel(Base):
 
     __table_args__ = (
         UniqueConstraint("state", "county", "parcel_key", name="uq_parcels_identity"),
-        Index("uq_parcels_identity_text", text(identity_text_sql()), unique=True),
+        # Not unique: a second unique index on the identity would raise on concurrent first
+        # inserts that ON CONFLICT ON CONSTRAINT uq_parcels_identity does not arbitrate (0006).
+        Index("ix_parcels_identity_text", text(identity_text_sql())),
     )
 
 
