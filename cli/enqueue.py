@@ -75,7 +75,8 @@ def _line(number: int, row: dict[str, str | None], defaults: Defaults) -> Line:
 def read_lines(path: Path, defaults: Defaults) -> list[Line]:
     with path.open(encoding="utf-8-sig") as handle:
         first = handle.readline()
-    is_csv = path.suffix.lower() == ".csv" or "parcel_id" in first.split(",")[0:6]
+    header = [column.strip().lower() for column in next(csv.reader([first]), [])]
+    is_csv = path.suffix.lower() == ".csv" or "parcel_id" in header
     return list((_csv_lines if is_csv else _plain_lines)(path, defaults))
 
 
