@@ -69,12 +69,11 @@ class LocalStack:
         self.env_file.write_text("\n".join(lines) + "\n")
 
     def migrate(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "alembic", "upgrade", "head"],
-            cwd=REPO_ROOT,
-            env=self.env,
-            check=True,
+        migration = subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=REPO_ROOT, env=self.env
         )
+        if migration.returncode != 0:
+            raise StackError("the database migration failed; see alembic's lines above")
 
     def scrape_queues(self) -> list[str]:
         engine = create_engine(to_sqlalchemy_url(self.env["GATEWAY_POSTGRES_URL"]))

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import enum
-
 INGEST_QUEUE = "ingest"
 MAINTENANCE_QUEUE = "maintenance"
-PRIORITIES = (1, 2, 3, 4)
+PRIORITIES = (1, 2, 3, 4)  # 1 urgent, 2 high, 3 normal, 4 low
 DEFAULT_PRIORITY = 3
-
-
-class Priority(enum.IntEnum):
-    URGENT = 1
-    HIGH = 2
-    NORMAL = 3
-    LOW = 4
 
 
 def scrape_queue_name(platform: str, priority: int) -> str:
