@@ -107,6 +107,21 @@ def platform_policy(
             connection.execute(statement, {"base": None, "retries": None, "name": platform})
 
 
+@contextmanager
+def platform_disabled(platform: str) -> Iterator[None]:
+    """Disable a seed platform for one test (the platforms table is kept between tests)."""
+    from db.session import get_engine
+
+    statement = text("UPDATE platforms SET is_enabled = :enabled WHERE name = :name")
+    with get_engine().begin() as connection:
+        connection.execute(statement, {"enabled": False, "name": platform})
+    try:
+        yield
+    finally:
+        with get_engine().begin() as connection:
+            connection.execute(statement, {"enabled": True, "name": platform})
+
+
 def expire_leases() -> None:
     """Time passes for the held tasks: every lease (HTTP or run lease) is now past its expiry."""
     from db.session import get_engine

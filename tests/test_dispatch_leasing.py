@@ -19,6 +19,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     clean_dispatch_queues,
     enqueue,
     lease,
+    platform_disabled,
     platform_policy,
     publish_duplicate,
     task_row,
@@ -111,6 +112,27 @@ def test_unknown_platforms_and_bad_capacity_are_rejected(
 
     assert unknown.status_code == 422 and "nope" in unknown.json()["error"]["message"]
     assert too_many.status_code == 422
+
+
+def test_a_disabled_platform_in_a_poll_is_skipped_and_the_others_still_lease(
+    api_client: TestClient, admin_headers: dict[str, str], worker_headers: dict[str, str]
+) -> None:
+    enqueue(api_client, admin_headers, ["D-1"])
+
+    with platform_disabled("qpublic"):
+        mixed = lease(api_client, worker_headers, platforms="demo,qpublic")
+        only_disabled = api_client.get(
+            "/internal/work", params={"platforms": "qpublic", "wait": 5}, headers=worker_headers
+        )
+        unknown = api_client.get(
+            "/internal/work", params={"platforms": "demo,nope"}, headers=worker_headers
+        )
+
+    assert [t["target"]["parcel_id"] for t in mixed] == ["D-1"]
+    assert only_disabled.status_code == 200, only_disabled.text
+    assert only_disabled.json() == {"tasks": [], "retry_after": only_disabled.json()["retry_after"]}
+    assert only_disabled.json()["retry_after"] > 0
+    assert unknown.status_code == 422 and "nope" in unknown.json()["error"]["message"]
 
 
 def test_only_the_current_lease_holder_with_the_current_token_may_complete(

@@ -78,18 +78,20 @@ def _split_platforms(raw: list[str]) -> list[str]:
 
 
 def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
-    """The platforms to lease from (all enabled ones when none named) and the pause flag."""
+    """The platforms to lease from and the pause flag.
+
+    None named means every enabled platform. A name not in the table is a 422; a disabled one
+    is skipped, so one disabled platform does not stop a worker's work on the others.
+    """
     with session_scope() as session:
-        enabled = list(
-            session.scalars(
-                select(Platform.name).where(Platform.is_enabled).order_by(Platform.name)
-            )
-        )
+        rows = session.execute(select(Platform.name, Platform.is_enabled).order_by(Platform.name))
+        enabled_by_name = {name: is_enabled for name, is_enabled in rows}
         is_paused = is_worker_paused(session, worker_id)
-    unknown = [name for name in requested if name not in enabled]
+    unknown = [name for name in requested if name not in enabled_by_name]
     if unknown:
-        raise InvalidInput(f"unknown or disabled platform(s): {', '.join(unknown)}")
-    return requested or enabled, is_paused
+        raise InvalidInput(f"unknown platform(s): {', '.join(unknown)}")
+    names = requested or list(enabled_by_name)
+    return [name for name in names if enabled_by_name[name]], is_paused
 
 
 @router.get("/work")
@@ -104,7 +106,7 @@ async def get_work(
     names, is_paused = await run_in_threadpool(
         _prepare, worker.worker_id, _split_platforms(platforms)
     )
-    if is_paused:
+    if is_paused or not names:
         return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
     deadline = time.monotonic() + wait
     while True:
