@@ -38,7 +38,8 @@ def create_key(tier: str, owner: str) -> None:
     if tier not in key_tier_names():
         raise click.BadParameter(f"choose from {key_tier_names()}", param_hint="--tier")
     with session_scope() as session:
-        _issued(api_keys.create_api_key(session, tier=tier, owner=owner), "created")
+        issued = api_keys.create_api_key(session, tier=tier, owner=owner)
+    _issued(issued, "created")  # after the commit: a printed key always exists
 
 
 @api_keys_group.command("list")
@@ -55,7 +56,8 @@ def list_keys(include_revoked: bool) -> None:
 def rotate_key(key_id: int) -> None:
     """Replace a key's secret; the old key stops working at once."""
     with session_scope() as session:
-        _issued(api_keys.rotate_api_key(session, key_id), "rotated")
+        issued = api_keys.rotate_api_key(session, key_id)
+    _issued(issued, "rotated")
 
 
 @api_keys_group.command("set-tier")

@@ -1,8 +1,10 @@
 """Parcel search: typed filters, four sort keys, keyset pagination with a total order.
 
 The order is (sort value, id), both in the requested direction, so every row has exactly one
-place and a cursor (last value, last id) starts the next page right after it; rows inserted,
-updated or deleted elsewhere never shift a page (no duplicates, no gaps, unlike OFFSET).
+place and a cursor (last value, last id) starts the next page right after it: inserts and
+deletes elsewhere never shift a page (unlike OFFSET). A row whose own sort value changes
+between pages moves within the order, so it can be seen twice or not at all in that walk;
+every row whose sort value stays put is seen exactly once.
 Rows whose sort value is NULL come last in either direction: the walk first covers non-NULL
 values through the keyset index, then the NULL ones by id.
 """
