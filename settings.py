@@ -67,6 +67,9 @@ class GatewaySettings(BaseSettings):
     # --- servers -------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
+    # Proxies whose X-Forwarded-For names the client (anonymous rate limits count by client IP):
+    # a comma list of addresses or networks, or "*" behind a load balancer you control.
+    trusted_proxies: str = "127.0.0.1"
     postgres_url: str | None = None
     redis_url: str | None = None
     broker_url: str | None = Field(

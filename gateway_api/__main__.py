@@ -25,6 +25,7 @@ def main() -> int:
         # Our middleware logs every request with its request id; uvicorn's line would repeat it.
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
     return 0
 
