@@ -5,11 +5,12 @@ workers, read queue depths. Callers commit the ledger first; publishing follows 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from kombu import Queue
-from kombu.exceptions import KombuError
+from kombu import Connection, Queue
+from kombu.exceptions import KombuError, LimitExceeded
 
 from db.models import ScrapeTask
 from db.session import session_scope
@@ -17,11 +18,32 @@ from services.dispatch.enqueue import EnqueueReport, EnqueueRequest, enqueue_tas
 from services.dispatch.envelopes import SCRAPE_TASK_NAME, ScrapeMessage
 from services.dispatch.lease_loop import lease_work
 from services.dispatch.publishing import QueueKey, mark_published
+from services.errors import ServiceUnavailable
 from settings import get_settings
 from tasks.app import app
 from tasks.queues import scrape_queue_name
 
 logger = logging.getLogger(__name__)
+POOL_ACQUIRE_TIMEOUT_S = 10.0
+
+
+class BrokerPoolExhausted(ServiceUnavailable):
+    """Every pooled broker connection stayed busy (e.g. more long polls than the pool)."""
+
+    headers = {"Retry-After": "1"}
+
+
+@contextmanager
+def pooled_connection(*, timeout_s: float | None = None) -> Iterator[Connection]:
+    """A connection from the app's pool; a pool still exhausted after the timeout is a 503."""
+    try:
+        connection = app.pool.acquire(block=True, timeout=timeout_s or POOL_ACQUIRE_TIMEOUT_S)
+    except LimitExceeded as exc:
+        raise BrokerPoolExhausted(
+            f"all {app.pool.limit} broker connections are busy; retry shortly"
+        ) from exc
+    with connection:
+        yield connection
 
 
 def queue_for(name: str) -> Queue:
@@ -64,7 +86,7 @@ def lease_from_broker(
     *, platforms: Sequence[str], capacity: int, worker_id: str, lease_timeout_s: float
 ) -> list[ScrapeTask]:
     """One leasing pass on a pooled connection (released before returning)."""
-    with app.pool.acquire(block=True, timeout=10) as connection:
+    with pooled_connection() as connection:
         return lease_work(
             connection,
             queue_for=queue_for,
@@ -78,7 +100,7 @@ def lease_from_broker(
 def read_queue_depths(keys: Iterable[QueueKey]) -> dict[QueueKey, int]:
     """Messages waiting in each scrape queue (taken ones not counted)."""
     depths: dict[QueueKey, int] = {}
-    with app.pool.acquire(block=True, timeout=10) as connection:
+    with pooled_connection() as connection:
         channel = connection.channel()
         try:
             for platform, priority in keys:
@@ -98,7 +120,7 @@ def restore_expired_unacked(limit: int = 1000) -> None:
     """
     if not get_settings().is_redis_broker:
         return
-    with app.pool.acquire(block=True, timeout=10) as connection:
+    with pooled_connection() as connection:
         channel = connection.channel()
         try:
             channel.qos.restore_visible(num=limit, interval=1)

@@ -135,6 +135,28 @@ def test_a_disabled_platform_in_a_poll_is_skipped_and_the_others_still_lease(
     assert unknown.status_code == 422 and "nope" in unknown.json()["error"]["message"]
 
 
+def test_a_poll_finding_every_broker_connection_busy_is_a_503_with_a_retry_hint(
+    api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks import dispatch_broker
+    from tasks.app import app
+
+    monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2, raising=False)
+    held = [app.pool.acquire(block=True, timeout=1) for _ in range(app.pool.limit)]
+    try:
+        response = api_client.get(
+            "/internal/work", params={"platforms": "demo"}, headers=worker_headers
+        )
+    finally:
+        for connection in held:
+            connection.release()
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response.headers["Retry-After"] == "1"
+    assert lease(api_client, worker_headers) == []  # the pool works again once released
+
+
 def test_only_the_current_lease_holder_with_the_current_token_may_complete(
     api_client: TestClient,
     admin_headers: dict[str, str],
