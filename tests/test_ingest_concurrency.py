@@ -66,3 +66,37 @@ def test_a_redelivered_chunk_does_not_even_lock_its_parcels(db_session: Session)
     assert (again.inserted, again.updated, again.unchanged, again.stale) == (0, 0, 2, 0)
     assert db_session.execute(tuple_versions).all() == before
     assert snapshot_count(db_session) == 2
+
+
+def test_an_older_scrape_waiting_on_an_unchanged_newer_one_does_not_win(
+    db_session: Session,
+) -> None:
+    """A at t0 committed; X ingests A again at t2 (unchanged) and has not committed; Y ingests
+    B from t1, whose snapshot still sees t0. Once X commits, Y must find its scrape stale."""
+    ingest_result_items(db_session, [result_item(data={"owner": "A"})])
+    db_session.commit()
+    at_t1, at_t2 = ((T0 + timedelta(hours=h)).isoformat() for h in (1, 2))
+    x = new_session()
+    ingest_result_items(x, [result_item(scraped_at=at_t2, data={"owner": "A"})])
+    outcomes: list[IngestOutcome] = []
+
+    def ingest_b() -> None:
+        with session_scope() as y:
+            outcomes.append(ingest_result_items(y, [result_item(scraped_at=at_t1, data=B)]))
+
+    racer = threading.Thread(target=ingest_b)
+    racer.start()
+    try:
+        wait_for(lambda: _is_waiting_for_a_lock(db_session), timeout_s=20, what="a lock wait")
+    finally:
+        x.commit()
+        x.close()
+        racer.join(timeout=30)
+
+    assert [(o.updated, o.unchanged, o.stale) for o in outcomes] == [(0, 0, 1)]
+    [parcel] = parcels(db_session)
+    assert (parcel.owner_name, parcel.scraped_at.isoformat()) == ("A", at_t2)
+    assert snapshot_count(db_session) == 3  # every scrape is history
+
+
+B = {"owner": "B"}

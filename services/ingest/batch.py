@@ -4,9 +4,12 @@ Per chunk: the items are COPY'd into a temporary staging table, then ONE stateme
 the parcels and inserts the snapshots, and the ledger tasks are marked succeeded, all in the
 caller's transaction. Properties the statements guarantee:
 
-- redelivery changes nothing: an equal ``data_hash`` never rewrites a row, and a snapshot of
-  the same (parcel, platform, scraped_at) is inserted once;
-- an older scrape never wins: a parcel is updated only by a strictly newer ``scraped_at``;
+- redelivery changes nothing: a snapshot of the same (parcel, platform, scraped_at) is
+  inserted once, and a row is touched only by a strictly newer ``scraped_at``;
+- unchanged data is never rewritten: a newer scrape with an equal ``data_hash`` only advances
+  the parcel's ``scraped_at`` (no index covers it, so that is a cheap HOT update);
+- an older scrape never wins: ``parcels.scraped_at`` is the newest scrape applied, whether its
+  data changed or not, and a parcel is updated only by a strictly newer ``scraped_at``;
 - every distinct scrape is kept as a snapshot, whatever order scrapes arrive in.
 """
 
@@ -42,13 +45,27 @@ _STAGING_TYPES = {
     "last_sale_date": "date", "last_sale_price": "numeric", "living_area_sqft": "integer",
     "acreage": "numeric",
 }  # fmt: skip
-# Staged rows find their parcel through the unique expression index on the identity text
-# (migration 0003), one index probe per staged row: a LATERAL subquery with LIMIT is never
+# Staged rows find their parcel through the expression index on the identity text
+# (migrations 0003, 0006), one index probe per staged row: a LATERAL subquery with LIMIT is never
 # flattened into a join, so the planner cannot choose a hash join over a scan of the whole
 # parcels table (which it did for a staging table without statistics, growing with parcels).
 _ON_IDENTITY = f"{identity_text_sql('p')} = {identity_text_sql('s')}"
 _PARCEL_LIST = ", ".join(_PARCEL_COLUMNS)
-_UPDATE_LIST = ", ".join(f"{c} = excluded.{c}" for c in (*_SCRAPE_COLUMNS, *TYPED_COLUMNS))
+# A strictly newer scrape always advances scraped_at; everything else (updated_at included,
+# which search indexes cover) is rewritten only when the data changed.
+_UPDATE_LIST = ", ".join(
+    [
+        "scraped_at = excluded.scraped_at",
+        *(
+            f"{c} = CASE WHEN p.data_hash <> excluded.data_hash THEN excluded.{c} ELSE p.{c} END"
+            for c in (*_SCRAPE_COLUMNS, *TYPED_COLUMNS)
+            if c not in ("scraped_at", "data_hash")
+        ),
+        "updated_at = CASE WHEN p.data_hash <> excluded.data_hash"
+        " THEN statement_timestamp() ELSE p.updated_at END",
+        "data_hash = excluded.data_hash",  # equal when unchanged
+    ]
+)
 
 # One staging table per connection, emptied by every commit: creating and dropping it per
 # chunk would cost catalog writes each time and bloat the catalog.
@@ -59,19 +76,20 @@ _CREATE_STAGING = (
 )
 _COPY_STAGING = f"COPY ingest_staging_rows ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
 # One statement per chunk writes parcels and snapshots. ``found`` is what was there before
-# it (the statement's snapshot); its ``scraped_at`` is the newest scrape seen, snapshots
-# included, because an unchanged newer scrape is recorded only as a snapshot (the row is not
-# rewritten) and must still make older late arrivals stale. Rows whose parcel already holds
-# this or a newer scrape (a redelivery, a stale scrape) are left out of the upsert: the
-# upsert's own guard would refuse them anyway, and left out they are not even locked. A
+# it (the statement's snapshot). Rows whose parcel already holds this or a newer scrape (a
+# redelivery, a stale scrape) are left out of the upsert: the upsert's own guard would refuse
+# them anyway, and left out they are not even locked. The guard (``p.scraped_at <
+# excluded.scraped_at``, re-checked on the locked row) is what decides under concurrency: a
+# transaction that committed a newer scrape meanwhile, changed or not, wins. The upsert
+# returns whether it rewrote the data: ``updated_at`` is set to the statement's timestamp
+# only then (``now()`` would not tell two chunks of one transaction apart). A
 # snapshot takes its parcel's id from ``found`` or, for a parcel inserted now, from the
 # upsert; a row that has neither (a parcel another transaction inserted meanwhile with a
 # newer scrape) is counted as ``unplaced`` and its snapshot written by a second statement.
 _INGEST_CHUNK = f"""
 WITH found AS MATERIALIZED (
-    SELECT s.row_number, e.id, e.data_hash, greatest(e.scraped_at, (
-        SELECT max(ps.scraped_at) FROM parcel_snapshots ps WHERE ps.parcel_id = e.id
-    )) AS scraped_at
+    SELECT s.row_number, e.id, e.data_hash, e.scraped_at,
+        s.is_newest AND (e.id IS NULL OR e.scraped_at < s.scraped_at) AS is_admitted
     FROM ingest_staging_rows s
     LEFT JOIN LATERAL (
         SELECT p.id, p.data_hash, p.scraped_at FROM parcels p WHERE {_ON_IDENTITY} LIMIT 1
@@ -80,12 +98,13 @@ WITH found AS MATERIALIZED (
     INSERT INTO parcels AS p ({_PARCEL_LIST})
     SELECT {", ".join(f"s.{c}" for c in _PARCEL_COLUMNS)}
     FROM ingest_staging_rows s JOIN found f ON f.row_number = s.row_number
-    WHERE s.is_newest AND (f.id IS NULL OR f.scraped_at < s.scraped_at)
+    WHERE f.is_admitted
     ORDER BY s.state, s.county, s.parcel_key
     ON CONFLICT ON CONSTRAINT uq_parcels_identity DO UPDATE
-    SET {_UPDATE_LIST}, updated_at = now()
-    WHERE p.scraped_at < excluded.scraped_at AND p.data_hash <> excluded.data_hash
-    RETURNING p.id, p.state, p.county, p.parcel_key, xmax = 0 AS is_inserted
+    SET {_UPDATE_LIST}
+    WHERE p.scraped_at < excluded.scraped_at
+    RETURNING p.id, p.state, p.county, p.parcel_key, xmax = 0 AS is_inserted,
+        p.updated_at = statement_timestamp() AS is_rewritten
 ), placed AS (
     SELECT coalesce(f.id, u.id) AS parcel_row_id, s.platform, s.scraped_at, s.data,
         s.data_hash, s.raw_html_hash, s.task_id
@@ -103,9 +122,10 @@ WITH found AS MATERIALIZED (
 )
 SELECT
     (SELECT count(*) FROM upserted WHERE is_inserted) AS inserted,
-    (SELECT count(*) FROM upserted WHERE NOT is_inserted) AS updated,
-    (SELECT count(*) FROM ingest_staging_rows s JOIN found f ON f.row_number = s.row_number
-     WHERE s.is_newest AND f.data_hash = s.data_hash) AS unchanged,
+    (SELECT count(*) FROM upserted WHERE NOT is_inserted AND is_rewritten) AS updated,
+    (SELECT count(*) FROM upserted WHERE NOT is_inserted AND NOT is_rewritten)
+    + (SELECT count(*) FROM ingest_staging_rows s JOIN found f ON f.row_number = s.row_number
+       WHERE s.is_newest AND NOT f.is_admitted AND f.data_hash = s.data_hash) AS unchanged,
     (SELECT count(*) FROM placed WHERE parcel_row_id IS NULL) AS unplaced
 """
 # Only after a concurrent insert (see above): a new statement sees the committed parcel.
