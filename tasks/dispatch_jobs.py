@@ -50,18 +50,22 @@ def republish_vanished(grace_s: float | None = None) -> int:
     """Queued rows whose message is no longer in the broker get a new one."""
     grace = get_settings().vanished_grace_s if grace_s is None else grace_s
     restore_expired_unacked()
+    # Compare like with like: only rows published before ``cutoff`` (taken before the queues
+    # are read) are counted, so a message sent while or after the queues are read never
+    # looks missing; they are counted after the reading, so a row leased meanwhile (its
+    # message gone from the queue) is not counted either. Either slip can only hide a loss
+    # until the next run. Only queues that were read are compared.
+    cutoff = datetime.now(UTC)
     with session_scope() as session:
-        expected = count_published_queued(session)
-    if not expected:
+        keys = count_published_queued(session, published_before=cutoff)
+    if not keys:
         return 0
-    depths = read_queue_depths(expected)
+    depths = read_queue_depths(keys)
     with session_scope() as session:
+        counted = count_published_queued(session, published_before=cutoff)
+        expected = {key: n for key, n in counted.items() if key in depths}
         messages = find_vanished(
-            session,
-            expected=count_published_queued(session),
-            depths=depths,
-            grace_s=grace,
-            now=datetime.now(UTC),
+            session, expected=expected, depths=depths, grace_s=grace, now=datetime.now(UTC)
         )
     if messages:
         logger.warning("re-publishing %d queued task(s) whose message vanished", len(messages))

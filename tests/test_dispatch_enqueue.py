@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from tests.dispatch_helpers import (
     assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
+    lease,
     task_row,
 )
 
@@ -136,6 +138,49 @@ def test_a_queued_task_whose_message_vanished_is_published_again(
     assert_queue_depth(2, "demo")
     assert task_row(db_session, kept)["status"] == "queued"
     assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_tasks_published_while_the_queues_are_read_are_not_taken_for_vanished(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasks import dispatch_jobs
+
+    enqueue(api_client, admin_headers, ["R-1", "R-2"])
+    read_queue_depths = dispatch_jobs.read_queue_depths
+
+    def read_then_enqueue_more(keys: Any) -> Any:
+        depths = read_queue_depths(keys)
+        enqueue(api_client, admin_headers, ["R-3", "R-4", "R-5"])  # published after the read
+        return depths
+
+    monkeypatch.setattr(dispatch_jobs, "read_queue_depths", read_then_enqueue_more)
+
+    assert dispatch_jobs.republish_vanished(grace_s=0) == 0
+    assert_queue_depth(5, "demo")
+
+
+def test_a_task_leased_while_the_queues_are_read_is_not_taken_for_vanished(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasks import dispatch_jobs
+
+    enqueue(api_client, admin_headers, ["L-1", "L-2"])
+    read_queue_depths = dispatch_jobs.read_queue_depths
+
+    def lease_then_read(keys: Any) -> Any:
+        assert len(lease(api_client, worker_headers)) == 1  # between the count and the read
+        return read_queue_depths(keys)
+
+    monkeypatch.setattr(dispatch_jobs, "read_queue_depths", lease_then_read)
+
+    assert dispatch_jobs.republish_vanished(grace_s=0) == 0
+    assert_queue_depth(1, "demo")
 
 
 def test_the_ledger_balance_endpoint_reports_the_invariant_terms(

@@ -76,11 +76,18 @@ def requeue_due_retries(
     return [scrape_message(task) for task in tasks]
 
 
-def count_published_queued(session: Session) -> dict[QueueKey, int]:
-    """Published, still-queued rows per (platform, priority): each should have a message."""
+def count_published_queued(session: Session, *, published_before: datetime) -> dict[QueueKey, int]:
+    """Still-queued rows published before the cutoff, per (platform, priority).
+
+    Each should have a message in its queue. ``published_at`` is stamped after the send, so
+    a row stamped before the cutoff had its message sent before it.
+    """
     rows = session.execute(
         select(ScrapeTask.platform, ScrapeTask.priority, func.count())
-        .where(ScrapeTask.status == TaskStatus.QUEUED.value, ScrapeTask.published_at.is_not(None))
+        .where(
+            ScrapeTask.status == TaskStatus.QUEUED.value,
+            ScrapeTask.published_at <= published_before,
+        )
         .group_by(ScrapeTask.platform, ScrapeTask.priority)
     )
     return {(platform, int(priority)): int(n) for platform, priority, n in rows}
