@@ -17,8 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.models import TaskStatus
 from db.session import session_scope
 from gateway_api.metrics import register_live_collector
+from services.dispatch.failures import FailureReason
 from services.dispatch.ledger_stats import DispatchFigures, read_dispatch_figures
 from settings import get_settings
+from tasks.queues import PRIORITIES
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def dispatch_metric_families(figures: DispatchFigures) -> Iterator[GaugeMetricFa
     workers = GaugeMetricFamily(
         "gateway_workers", "HTTP workers in the registry by state", labels=["state"]
     )
-    sums: dict[tuple[str, ...], int] = {}
+    sums = _zero_series(figures.enabled_platforms)
     for (platform, priority, status), n in figures.tasks_by_status.items():
         if status == TaskStatus.QUEUED.value:
             key: tuple[str, ...] = ("queued", platform, str(priority))
@@ -72,11 +74,26 @@ def dispatch_metric_families(figures: DispatchFigures) -> Iterator[GaugeMetricFa
     for key, n in sorted(sums.items()):
         family = {"queued": depth, "retry": retrying, "held": held}[key[0]]
         family.add_metric(list(key[1:]), n)
-    for (platform, reason), n in sorted(figures.dead_by_reason.items()):
+    dead_letters = {(p, r.value): 0 for p in figures.enabled_platforms for r in FailureReason}
+    dead_letters.update(figures.dead_by_reason)
+    for (platform, reason), n in sorted(dead_letters.items()):
         dead.add_metric([platform, reason], n)
     for state, n in sorted(figures.workers.items()):
         workers.add_metric([state], n)
     yield from (depth, held, retrying, dead, workers)
+
+
+def _zero_series(platforms: list[str]) -> dict[tuple[str, ...], int]:
+    """A 0 for every series an enabled platform can have, so a drained one stays reported.
+
+    A series that vanishes at zero leaves gaps in graphs and turns alerts to "no data".
+    """
+    sums: dict[tuple[str, ...], int] = {}
+    for platform in platforms:
+        sums.update({("queued", platform, str(priority)): 0 for priority in PRIORITIES})
+        sums.update({("held", platform, "http"): 0, ("held", platform, "celery"): 0})
+        sums[("retry", platform)] = 0
+    return sums
 
 
 _collector: DispatchCollector | None = None

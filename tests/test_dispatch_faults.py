@@ -23,6 +23,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     enqueue,
     expire_leases,
     lease,
+    platform_disabled,
     platform_policy,
     silence_workers,
     task_row,
@@ -308,6 +309,33 @@ def test_metrics_report_queue_depth_leases_dead_letters_and_workers(
     assert 'gateway_dead_letters{platform="demo",reason="format_changed"} 1.0' in text_body
     assert 'gateway_workers{state="alive"} 1.0' in text_body
     assert leased["priority"] == 1
+
+
+def test_metrics_report_zero_for_every_enabled_platform_once_its_queues_drain(
+    api_client: TestClient, admin_headers: dict[str, str], worker_headers: dict[str, str]
+) -> None:
+    enqueue(api_client, admin_headers, ["Z-1"])
+    [task] = lease(api_client, worker_headers)
+    completed = api_client.post(
+        f"/internal/tasks/{task['task_id']}/complete",
+        json={"lease_token": task["lease_token"]},
+        headers=worker_headers,
+    )
+    assert completed.status_code == 200, completed.text
+
+    with platform_disabled("gis"):
+        text_body = api_client.get("/metrics").text
+
+    for platform in ("demo", "qpublic"):
+        for priority in (1, 2, 3, 4):
+            series = f'gateway_queue_depth{{platform="{platform}",priority="{priority}"}} 0.0'
+            assert series in text_body
+        for kind in ("http", "celery"):
+            series = f'gateway_tasks_in_progress{{kind="{kind}",platform="{platform}"}} 0.0'
+            assert series in text_body
+        assert f'gateway_retry_wait_tasks{{platform="{platform}"}} 0.0' in text_body
+        assert f'gateway_dead_letters{{platform="{platform}",reason="timeout"}} 0.0' in text_body
+    assert 'platform="gis"' not in text_body  # a disabled platform reports nothing
 
 
 _TAKE_AND_DIE = """

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATUSES, ScrapeTask, TaskStatus, Worker
+from db.models import ACTIVE_STATUSES, Platform, ScrapeTask, TaskStatus, Worker
 
 
 @dataclass
@@ -16,6 +16,7 @@ class DispatchFigures:
     tasks_by_status: dict[tuple[str, int, str], int] = field(default_factory=dict)
     dead_by_reason: dict[tuple[str, str], int] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
+    enabled_platforms: list[str] = field(default_factory=list)  # each gets its zero series
 
 
 def count_by_status(session: Session) -> dict[str, int]:
@@ -40,6 +41,9 @@ def ledger_balance(session: Session) -> dict[str, int]:
 
 def read_dispatch_figures(session: Session, *, now: datetime, stale_s: float) -> DispatchFigures:
     figures = DispatchFigures()
+    figures.enabled_platforms = list(
+        session.scalars(select(Platform.name).where(Platform.is_enabled).order_by(Platform.name))
+    )
     active = session.execute(
         select(ScrapeTask.platform, ScrapeTask.priority, ScrapeTask.status, func.count())
         .where(ScrapeTask.status.in_(ACTIVE_STATUSES))
