@@ -203,3 +203,60 @@ def test_a_scrape_worker_can_send_results_straight_to_the_ingest_task(
         "inserted": 1, "updated": 0, "unchanged": 0, "stale": 0, "rejected": 1,
     }  # fmt: skip
     assert parcel_count(db_session) == 1
+
+
+@pytest.mark.parametrize(
+    ("duration", "reason"),
+    [("9" * 400, "too large"), ("1e400", "finite")],
+    ids=["400 digits", "1e400"],
+)
+def test_an_absurd_parse_duration_rejects_only_its_item(
+    api_client: TestClient, worker_headers: dict[str, str], duration: str, reason: str
+) -> None:
+    good = json.dumps(result_item(1))
+    bad = json.dumps(result_item(2)).replace(
+        '"parse_duration_ms": 5', f'"parse_duration_ms": {duration}'
+    )
+    response = api_client.post(
+        "/internal/results",
+        content=f"[{good}, {bad}]".encode(),
+        headers={**worker_headers, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 202
+    answer = response.json()
+    assert (answer["accepted"], answer["failed"]) == (1, 1)
+    assert reason in answer["errors"][0]["reason"]
+
+
+def test_a_deeply_nested_body_is_refused_with_422(
+    api_client: TestClient, worker_headers: dict[str, str]
+) -> None:
+    response = api_client.post(
+        "/internal/results",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={**worker_headers, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 422 and "nested" in response.json()["error"]["message"]
+
+
+def test_wait_mode_reports_failed_chunks_apart_from_pending_ones(
+    api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway_api.routes import results
+    from tasks.ingest import ChunkOutcomes
+
+    def all_failed(task_ids: list[str]) -> ChunkOutcomes:
+        return ChunkOutcomes(
+            totals=dict.fromkeys(("inserted", "updated", "unchanged", "stale"), 0),
+            failed=list(task_ids),
+        )
+
+    monkeypatch.setattr(results, "read_ingest_outcomes", all_failed)
+    response = api_client.post(
+        "/internal/results?wait=5", json=[result_item(1), result_item(2)], headers=worker_headers
+    )
+
+    answer = response.json()
+    assert (answer["accepted"], answer["pending"], answer["ingest_failed"]) == (2, 0, 2)

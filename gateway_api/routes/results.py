@@ -49,7 +49,8 @@ class ResultsAccepted(BaseModel):
     updated: int | None = None
     unchanged: int | None = None
     stale: int | None = None
-    pending: int | None = None  # accepted items whose outcome is not known yet
+    pending: int | None = None  # accepted items whose ingest is still queued or running
+    ingest_failed: int | None = None  # accepted items whose ingest failed: send them again
 
 
 @router.post(
@@ -72,11 +73,12 @@ async def post_results(
     )
     if wait > 0 and task_ids:
         outcomes = await _wait_for_outcomes(task_ids, min(wait, settings.results_max_wait_s))
-        waiting = set(outcomes.unfinished) | set(outcomes.failed)
+        unfinished, failed = set(outcomes.unfinished), set(outcomes.failed)
         answer = answer.model_copy(
             update={
                 **outcomes.totals,
-                "pending": sum(len(chunks[t]) for t in task_ids if t in waiting),
+                "pending": sum(len(chunks[t]) for t in task_ids if t in unfinished),
+                "ingest_failed": sum(len(chunks[t]) for t in task_ids if t in failed),
             }
         )
     return answer
@@ -104,6 +106,8 @@ def _validate_body(body: bytes) -> tuple[list[ResultItem], list[ItemError]]:
         raw_items = json.loads(body, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError and bad UTF-8 are both ValueErrors
         raise InvalidInput(f"body: not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise InvalidInput("body: JSON nested too deeply") from exc
     if not isinstance(raw_items, list):
         raise InvalidInput("body: must be a JSON array of result items")
     items, errors = validate_result_items(raw_items)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -83,6 +84,11 @@ def validate_result_items(
             items.append(validate_result_item(raw, now=now))
         except ItemRejected as exc:
             errors.append(ItemError(index=index, reason=str(exc)))
+        except RecursionError:
+            errors.append(ItemError(index=index, reason="data: nested too deeply"))
+        except Exception as exc:  # noqa: BLE001  one odd item must never sink the others
+            reason = f"item could not be validated ({exc.__class__.__name__})"
+            errors.append(ItemError(index=index, reason=reason))
     return items, errors
 
 
@@ -195,7 +201,13 @@ def _duration(value: object) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ItemRejected("parse_duration_ms: must be a number >= 0")
-    return float(value)
+    try:
+        duration = float(value)
+    except OverflowError as exc:  # an integer of hundreds of digits
+        raise ItemRejected("parse_duration_ms: too large") from exc
+    if not math.isfinite(duration):  # 1e400 parses as inf
+        raise ItemRejected("parse_duration_ms: must be finite")
+    return duration
 
 
 def _raw_html_hash(value: object) -> str | None:
