@@ -252,3 +252,46 @@ def test_the_reader_stops_at_the_limit(tmp_path: Path) -> None:
     reader.discard()
 
     assert list(tmp_path.iterdir()) == []
+
+
+def _raw_post(client: TestClient, headers: dict[str, str], body: bytes) -> httpx.Response:
+    response: httpx.Response = client.post(
+        "/internal/raw-files",
+        content=body,
+        headers={**headers, "content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    return response
+
+
+def test_an_upload_cut_short_before_its_closing_boundary_is_refused(
+    api_client: TestClient, worker_headers: dict[str, str], storage_root: Path
+) -> None:
+    whole = b"".join(multipart_chunks(len(PAGE)))
+    cut = whole[: -len(f"\r\n--{BOUNDARY}--\r\n") - 10]
+
+    response = _raw_post(api_client, worker_headers, cut)
+
+    assert response.status_code == 422 and "incomplete" in response.json()["error"]["message"]
+    assert stored_files(storage_root) == []
+    assert list((storage_root / ".incoming").iterdir()) == []
+
+
+def test_a_malformed_multipart_body_is_refused_with_422(
+    api_client: TestClient, worker_headers: dict[str, str], storage_root: Path
+) -> None:
+    response = _raw_post(api_client, worker_headers, b"this is not multipart at all\r\n")
+
+    assert response.status_code == 422 and "malformed" in response.json()["error"]["message"]
+    assert stored_files(storage_root) == []
+
+
+def test_the_reader_hands_over_a_closed_file_with_every_byte(tmp_path: Path) -> None:
+    reader = RawUploadReader(
+        f"multipart/form-data; boundary={BOUNDARY}", spool_dir=tmp_path, max_file_bytes=10_000
+    )
+    for piece in multipart_chunks(3000, chunk=1000):
+        reader.feed(piece)
+
+    received = reader.finish()
+
+    assert received.path.read_bytes()[:1] == b"<" and received.path.stat().st_size == 3000

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from services.errors import InvalidInput, PayloadTooLarge
@@ -58,6 +59,7 @@ class RawUploadReader:
         self._file_path: Path | None = None
         self._file_content_type: str | None = None
         self._has_file = False
+        self._file_completed = False  # its closing boundary arrived
         self._hash = hashlib.sha256()
         self._size = 0
         self._head = bytearray()
@@ -76,12 +78,24 @@ class RawUploadReader:
         )
 
     def feed(self, chunk: bytes) -> None:
-        self._parser.write(chunk)
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise InvalidInput(f"malformed multipart body ({exc})") from exc
 
     def finish(self) -> ReceivedUpload:
-        self._parser.finalize()
+        try:
+            self._parser.finalize()
+        except MultipartParseError as exc:
+            raise InvalidInput(f"malformed multipart body ({exc})") from exc
+        finally:
+            self._close_spool()
         if not self._has_file or self._file_path is None:
             raise InvalidInput("multipart part 'file' is required")
+        if not self._file_completed:
+            # A body cut short: what arrived is not the file, so it must not be stored
+            # under the digest of the bytes that happened to arrive.
+            raise InvalidInput("multipart part 'file' is incomplete (no closing boundary)")
         return ReceivedUpload(
             path=self._file_path,
             sha256=self._hash.hexdigest(),
@@ -92,8 +106,7 @@ class RawUploadReader:
         )
 
     def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        self._close_spool()
         if self._file_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._file_path.unlink()
@@ -150,5 +163,11 @@ class RawUploadReader:
 
     def _on_part_end(self) -> None:
         if self._part.name == "file" and self._file is not None:
-            self._file.close()
-            self._file = None
+            self._close_spool()
+            self._file_completed = True
+
+    def _close_spool(self) -> None:
+        """Flushes and closes the spool file (idempotent)."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.close()
