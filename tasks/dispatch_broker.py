@@ -5,6 +5,7 @@ workers, read queue depths. Callers commit the ledger first; publishing follows 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from tasks.queues import scrape_queue_name
 
 logger = logging.getLogger(__name__)
 POOL_ACQUIRE_TIMEOUT_S = 10.0
+# Rows are marked published this many messages at a time (see publish_scrape_messages).
+PUBLISH_MARK_EVERY = 500
 
 
 class BrokerPoolExhausted(ServiceUnavailable):
@@ -53,11 +56,15 @@ def queue_for(name: str) -> Queue:
 
 
 def publish_scrape_messages(messages: Sequence[ScrapeMessage]) -> int:
-    """Publish, then record ``published_at``. Returns how many were published.
+    """Publish, recording ``published_at`` every ``PUBLISH_MARK_EVERY`` messages.
 
-    A broker failure stops the run; the rows stay unpublished and the periodic job retries.
+    Marking in slices keeps a long batch's rows from looking unpublished to the periodic
+    re-publisher (after ``unpublished_grace_s``) while their messages are already queued.
+    A broker failure stops the run; the rest stay unpublished and the periodic job retries.
+    Returns how many were published.
     """
-    published = []
+    published: list[uuid.UUID] = []
+    unmarked: list[uuid.UUID] = []
     try:
         with app.producer_or_acquire() as producer:
             for message in messages:
@@ -69,6 +76,10 @@ def publish_scrape_messages(messages: Sequence[ScrapeMessage]) -> int:
                     producer=producer,
                 )
                 published.append(message.task_id)
+                unmarked.append(message.task_id)
+                if len(unmarked) >= PUBLISH_MARK_EVERY:
+                    _mark_published(unmarked)
+                    unmarked = []
     except (KombuError, OSError) as exc:
         logger.warning(
             "published %d of %d scrape messages; the rest wait for the re-publisher: %s",
@@ -76,10 +87,14 @@ def publish_scrape_messages(messages: Sequence[ScrapeMessage]) -> int:
             len(messages),
             exc,
         )
-    if published:
-        with session_scope() as session:
-            mark_published(session, published, now=datetime.now(UTC))
+    _mark_published(unmarked)
     return len(published)
+
+
+def _mark_published(task_ids: Sequence[uuid.UUID]) -> None:
+    if task_ids:
+        with session_scope() as session:
+            mark_published(session, task_ids, now=datetime.now(UTC))
 
 
 def lease_from_broker(

@@ -117,6 +117,39 @@ def test_rows_written_but_never_published_are_published_by_the_periodic_job(
     assert republish_unpublished(grace_s=0) == 0
 
 
+def test_a_long_publish_marks_its_rows_published_as_it_goes(
+    db_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.session import session_scope
+    from services.dispatch.publishing import find_unpublished
+    from tasks import dispatch_broker
+    from tasks.app import app
+
+    requests = [EnqueueRequest("demo", "FL", "dixie", f"S-{n}") for n in range(7)]
+    messages = enqueue_tasks(db_session, requests).messages
+    db_session.commit()
+    seen_unpublished: list[set[Any]] = []
+    send_task = app.send_task
+
+    def send_and_look(*args: Any, **kwargs: Any) -> Any:
+        # What the periodic re-publisher would pick up at this moment (grace already over).
+        with session_scope() as session:
+            found = find_unpublished(session, older_than_s=0, now=datetime.now(UTC))
+        seen_unpublished.append({message.task_id for message in found})
+        return send_task(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch_broker, "PUBLISH_MARK_EVERY", 3, raising=False)
+    monkeypatch.setattr(app, "send_task", send_and_look)
+
+    assert dispatch_broker.publish_scrape_messages(messages) == 7
+
+    ids = [message.task_id for message in messages]
+    assert seen_unpublished[6] == set(ids[6:])  # the first two slices were marked already
+    assert seen_unpublished[3] == set(ids[3:])
+    assert all(task_row(db_session, task_id)["published_at"] for task_id in ids)
+    assert_queue_depth(7, "demo")
+
+
 def test_a_queued_task_whose_message_vanished_is_published_again(
     api_client: TestClient, admin_headers: dict[str, str], db_session: Session
 ) -> None:
