@@ -3,17 +3,23 @@ workers that vanish, expired leases, stale heartbeats, dead letters and re-drive
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from kombu import Message
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from db.session import session_scope
-from services.dispatch import lease_loop
+from db.session import new_session, session_scope
+from services.dispatch import dead_letters, lease_loop
+from services.dispatch.dead_letters import DeadLetterFilter, RedriveReport, redrive_dead_letters
+from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
 from services.dispatch.reaper import reap_expired_leases, reap_stale_workers
 from tasks.dispatch_jobs import republish_due_retries
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
@@ -28,6 +34,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     silence_workers,
     task_row,
 )
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
 OTHER_WORKER = {"X-Worker-Token": "second-worker-token", "X-Worker-ID": "worker-test-2"}
@@ -233,6 +240,80 @@ def test_redrive_by_filter_is_spaced_by_the_rate_cap_and_purge_cancels(
     assert purge == {"purged": 1}
     balance = assert_ledger_balanced(db_session, enqueued=4)
     assert (balance["cancelled"], balance["active"]) == (1, 3)
+
+
+def dead_letter(session: Session, parcel_id: str) -> uuid.UUID:
+    [message] = enqueue_tasks(session, [EnqueueRequest("demo", "FL", "dixie", parcel_id)]).messages
+    session.execute(
+        text("UPDATE scrape_tasks SET status = 'dead', finished_at = now() WHERE id = :id"),
+        {"id": message.task_id},
+    )
+    session.commit()
+    return message.task_id
+
+
+def redrive(session: Session, task_id: uuid.UUID) -> RedriveReport:
+    return redrive_dead_letters(
+        session,
+        DeadLetterFilter(task_ids=[task_id]),
+        now=datetime.now(UTC),
+        limit=10,
+        rate_per_s=1,
+    )
+
+
+def test_a_redrive_racing_an_enqueue_of_the_same_parcel_skips_that_dead_letter(
+    db_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task_id = dead_letter(db_session, "RACE-1")
+    check_active = dead_letters._active_identities
+
+    def check_then_enqueue_twin(session: Session, tasks: Any) -> Any:
+        found = check_active(session, tasks)
+        with session_scope() as other:  # committed after the check, before the update
+            enqueue_tasks(other, [EnqueueRequest("demo", "FL", "dixie", "RACE-1")])
+        return found
+
+    monkeypatch.setattr(dead_letters, "_active_identities", check_then_enqueue_twin)
+
+    report = redrive(db_session, task_id)
+    db_session.commit()
+
+    assert (report.redriven, report.skipped_active) == ([], [task_id])
+    assert task_row(db_session, task_id)["status"] == "dead"
+    assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_a_redrive_waiting_on_an_uncommitted_twin_skips_it_once_the_twin_commits(
+    db_session: Session,
+) -> None:
+    task_id = dead_letter(db_session, "RACE-2")
+    twin = new_session()
+    enqueue_tasks(twin, [EnqueueRequest("demo", "FL", "dixie", "RACE-2")])
+    twin.flush()  # inserted, not committed: invisible to the re-drive's checks
+    outcome: dict[str, Any] = {}
+
+    def run_redrive() -> None:
+        with session_scope() as session:
+            outcome["report"] = redrive(session, task_id)
+
+    redriver = threading.Thread(target=run_redrive)
+    redriver.start()
+    try:
+        wait_for(lambda: lock_waiters(db_session) > 0, timeout_s=10, what="re-drive blocked")
+        twin.commit()
+    finally:
+        twin.close()
+        redriver.join(timeout=10)
+
+    assert (outcome["report"].redriven, outcome["report"].skipped_active) == ([], [task_id])
+    assert task_row(db_session, task_id)["status"] == "dead"
+
+
+def lock_waiters(session: Session) -> int:
+    session.rollback()
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    return int(session.execute(text(query)).scalar_one())
 
 
 def test_queued_commands_reach_the_worker_and_pause_stops_leasing(

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, select, update
+from sqlalchemy import Select, and_, exists, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ACTIVE_STATUSES, ScrapeTask, TaskStatus
-from services.errors import InvalidInput, NotFound
+from services.errors import Conflict, InvalidInput, NotFound
 
 MAX_PAGE = 500
+_ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def redrive_dead_letters(
         .with_for_update(skip_locked=True)
     ).all()
     report = RedriveReport()
+    planned: dict[uuid.UUID, datetime] = {}
     active_keys = _active_identities(session, tasks)
     for task in tasks:
         key = (task.platform, task.state, task.county, task.parcel_key)
@@ -107,23 +110,57 @@ def redrive_dead_letters(
             report.skipped_active.append(task.id)
             continue
         active_keys.add(key)
-        due_at = now + timedelta(seconds=len(report.redriven) / rate_per_s)
-        _reset_for_redrive(task, due_at)
-        report.redriven.append(task.id)
+        planned[task.id] = now + timedelta(seconds=len(planned) / rate_per_s)
+    redriven = _reset_for_redrive(session, planned)
+    for task_id, due_at in planned.items():
+        if task_id not in redriven:  # enqueued again since the check above
+            report.skipped_active.append(task_id)
+            continue
+        report.redriven.append(task_id)
         report.first_due_at = report.first_due_at or due_at
         report.last_due_at = due_at
-    session.flush()
+    for task in tasks:
+        session.expire(task)  # changed by SQL, not through the loaded object
     return report
 
 
-def _reset_for_redrive(task: ScrapeTask, due_at: datetime) -> None:
-    """Fresh attempts; the error history stays. The re-publisher sends it at ``due_at``."""
-    task.status = TaskStatus.RETRY_WAIT.value
-    task.attempt = 0
-    task.due_at = due_at
-    task.finished_at = None
-    task.leased_by = None
-    task.lease_expires_at = None
+# Fresh attempts, the error history kept; the re-publisher sends each at its ``due_at``.
+# NOT EXISTS skips a row whose parcel has an active task (a twin enqueued since the check).
+_REDRIVE = text(f"""
+UPDATE scrape_tasks t
+SET status = '{TaskStatus.RETRY_WAIT.value}', attempt = 0, due_at = v.due_at,
+    finished_at = NULL, leased_by = NULL, lease_expires_at = NULL, updated_at = now()
+FROM unnest(CAST(:ids AS uuid[]), CAST(:due_ats AS timestamptz[])) AS v(id, due_at)
+WHERE t.id = v.id AND t.status = '{TaskStatus.DEAD.value}' AND NOT EXISTS (
+    SELECT 1 FROM scrape_tasks o
+    WHERE o.platform = t.platform AND o.state = t.state AND o.county = t.county
+        AND o.parcel_key = t.parcel_key AND o.status IN ({_ACTIVE_SQL})
+)
+RETURNING t.id
+""")
+_ACTIVE_INDEX = "uq_scrape_tasks_active_parcel"
+_REDRIVE_TRIES = 3
+
+
+def _reset_for_redrive(session: Session, planned: dict[uuid.UUID, datetime]) -> set[uuid.UUID]:
+    """The ids actually re-driven.
+
+    A twin still being inserted is invisible to NOT EXISTS; the unique index then waits for
+    it and fails the statement once it commits. The statement is rolled back to a savepoint
+    and run again, and then sees the committed twin.
+    """
+    if not planned:
+        return set()
+    params = {"ids": [str(i) for i in planned], "due_ats": list(planned.values())}
+    session.flush()
+    for _ in range(_REDRIVE_TRIES):
+        try:
+            with session.begin_nested():
+                return {uuid.UUID(str(i)) for i in session.scalars(_REDRIVE, params)}
+        except IntegrityError as exc:
+            if _ACTIVE_INDEX not in str(exc.orig):
+                raise
+    raise Conflict("the re-drive kept racing enqueues of the same parcels; run it again")
 
 
 def _active_identities(
