@@ -14,6 +14,8 @@ _settings = get_settings()
 
 broker_url = _settings.celery_broker_url
 broker_connection_retry_on_startup = True
+# Each /internal/work leasing pass holds one pooled connection; long polls hold them longer.
+broker_pool_limit = 50
 # Results are kept only for tasks that ask (ignore_result=False), e.g. ingest outcomes.
 result_backend = _settings.cache_url
 result_expires = 3600

@@ -107,7 +107,7 @@ class GatewaySettings(BaseSettings):
     work_retry_after_s: int = Field(default=5, ge=0)
     # Queued rows older than this whose message is missing from the queue are re-published.
     vanished_grace_s: int = Field(default=120, ge=1)
-    unpublished_grace_s: int = Field(default=10, ge=0)
+    unpublished_grace_s: int = Field(default=30, ge=0)
     redrive_rate_per_s: float = Field(default=10.0, gt=0)
     dispatch_job_interval_s: float = Field(default=10.0, gt=0)
     # The demo scraper's pretend page-load time (tests use it to kill a worker mid-task).
