@@ -61,6 +61,37 @@ def test_impossible_dates_do_not_parse(raw: str) -> None:
     assert parse_date(raw) is None
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["1.234,56", "1,23", "12,34.56", "(-5)", "1e3", "1E3", "1_000", "\uff11\uff12\uff13", "--5",
+     "$1,2345", "1,234,56", "-(5)"],
+)  # fmt: skip
+def test_money_that_is_not_a_plain_or_grouped_amount_does_not_parse(raw: str) -> None:
+    assert parse_money(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("$1,234,567.89", Decimal("1234567.89")), ("($5)", Decimal("-5.00")),
+     ("7 USD", Decimal("7.00")), ("$-5", Decimal("-5.00")), ("12345.5", Decimal("12345.50"))],
+)  # fmt: skip
+def test_plain_and_grouped_amounts_parse(raw: str, expected: Decimal) -> None:
+    assert parse_money(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["2,0000", "1e5", "1.2.3", "1_000 sqft", "\uff11\uff12 ac", "2,00 ac"]
+)
+def test_numbers_that_go_on_in_another_form_do_not_parse(raw: str) -> None:
+    assert parse_number(raw) is None
+
+
+def test_a_number_followed_by_punctuation_or_words_still_parses() -> None:
+    assert parse_number("1,850, 2 baths") == Decimal("1850")
+    assert parse_number("1850sqft") == Decimal("1850")
+    assert parse_number("12.5%") == Decimal("12.5")
+
+
 def test_numbers_with_units_and_separators_parse() -> None:
     assert parse_number("1,850 sqft") == Decimal("1850")
     assert parse_number("0.52 AC") == Decimal("0.52")

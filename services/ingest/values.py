@@ -15,8 +15,15 @@ MAX_MONEY = Decimal("999999999999.99")
 _CENT = Decimal("0.01")
 MIN_YEAR, MAX_YEAR = 1800, 2100
 
-_MONEY_NOISE = re.compile(r"[\s$,]|usd", re.IGNORECASE)
-_NUMBER_PREFIX = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?")
+# Money is a plain or properly grouped amount once "$", whitespace and "USD" are gone: ASCII
+# digits only, no exponent, no underscores ("1.234,56", "1,23", "1e3" and "1_000" are not
+# amounts; Decimal alone would accept some of them, or strip commas into another number).
+_MONEY_NOISE = re.compile(r"[\s$]|usd", re.IGNORECASE)
+_AMOUNT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+")
+_MAX_AMOUNT_CHARS = 64  # far beyond MAX_MONEY; keeps the work per value bounded
+_NUMBER_PREFIX = re.compile(r"[-+]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?(?:\.[0-9]+)?")
+# What may not follow a leading number: more of a number ("2,0000", "1.2.3", "1e5").
+_NUMBER_CONTINUES = re.compile(r"[0-9_]|[,.][0-9]|[eE][-+]?[0-9]")
 _US_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4}|\d{2})$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?$")
 _MONTH_NAME_DATE = re.compile(r"^([A-Za-z]{3,9})\.? (\d{1,2}),? (\d{4})$")
@@ -53,22 +60,22 @@ def parse_money(value: object) -> Decimal | None:
 
 def _parse_money_text(value: str) -> Decimal | None:
     text = value.strip()
-    is_negative = text[:1] == "(" and text[-1:] == ")"
-    if is_negative:
+    if len(text) > _MAX_AMOUNT_CHARS:
+        return None
+    in_parentheses = text[:1] == "(" and text[-1:] == ")"  # accounting negative
+    if in_parentheses:
         text = text[1:-1]
     # str.replace is several times faster than a regex here, and this runs per value.
-    text = text.replace("$", "").replace(",", "").replace(" ", "")
-    if not text[:1].isdigit():
+    text = text.replace("$", "").replace(" ", "")
+    is_negative = in_parentheses
+    if not _AMOUNT.fullmatch(text):
         text = _MONEY_NOISE.sub("", text)
-        if text[:1] == "-":
-            is_negative, text = not is_negative, text[1:]
-        if not text or not (text[0].isdigit() or text[0] == "."):
+        if text[:1] == "-" and not in_parentheses:  # no sign inside parentheses
+            is_negative, text = True, text[1:]
+        if not _AMOUNT.fullmatch(text):
             return None
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        return None
-    if abs(amount) > MAX_MONEY:  # finite: the text starts with a digit or a dot
+    amount = Decimal(text.replace(",", ""))  # cannot fail: a plain decimal by now
+    if amount > MAX_MONEY:
         return None
     return (-amount if is_negative else amount).quantize(_CENT)
 
@@ -101,6 +108,8 @@ def _leading_number(text: str) -> Decimal | None:
     digits = match.group(0).replace(",", "") if match else ""
     if not digits or digits in ("-", "+", "."):
         return None
+    if _NUMBER_CONTINUES.match(text, match.end() if match else 0):
+        return None  # the number goes on in a form we do not read
     try:
         return Decimal(digits)
     except InvalidOperation:
