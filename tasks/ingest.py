@@ -30,6 +30,7 @@ from tasks.queues import INGEST_QUEUE
 logger = logging.getLogger(__name__)
 
 INGEST_TASK_NAME = "ingest.parcel_results"
+METRICS_REDIS_TIMEOUT_S = 2.0
 OUTCOME_KEYS = ("inserted", "updated", "unchanged", "stale")
 # Connection loss, server shutdown, deadlock, serialization failure: worth trying again.
 DATABASE_UNAVAILABLE = (
@@ -47,7 +48,12 @@ MAX_UNIQUE_VIOLATION_RETRIES = 5
 
 @lru_cache(maxsize=1)
 def metrics_redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().cache_url)
+    # Metrics are best effort: an unreachable Redis must not hold up an ingest or a request.
+    return redis.Redis.from_url(
+        get_settings().cache_url,
+        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
+        socket_timeout=METRICS_REDIS_TIMEOUT_S,
+    )
 
 
 def is_worth_retrying(exc: BaseException, *, retries: int) -> bool:

@@ -1,4 +1,5 @@
-"""Concurrent ingest of the same new parcels, and which database errors the task retries."""
+"""Concurrent ingest of the same new parcels, which database errors the task retries, and the
+metrics Redis clients' timeouts."""
 
 from __future__ import annotations
 
@@ -79,3 +80,12 @@ def test_a_unique_violation_is_retried_a_few_times_then_fails(db_session: Sessio
 
 def test_other_integrity_errors_are_not_retried(db_session: Session) -> None:
     assert not is_worth_retrying(_raised(db_session, "23502"), retries=0)  # not null
+
+
+def test_the_ingest_metrics_redis_clients_give_up_after_two_seconds() -> None:
+    from gateway_api.routes import results
+    from tasks import ingest
+
+    for client in (results.metrics_redis(), ingest.metrics_redis()):
+        options = client.connection_pool.connection_kwargs
+        assert (options["socket_connect_timeout"], options["socket_timeout"]) == (2.0, 2.0)

@@ -25,11 +25,17 @@ from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outco
 
 router = APIRouter(prefix="/internal", tags=["worker"])
 _POLL_INTERVAL_S = 0.05
+METRICS_REDIS_TIMEOUT_S = 2.0
 
 
 @lru_cache(maxsize=1)
 def metrics_redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().cache_url)
+    # Metrics are best effort: an unreachable Redis must not hold up an ingest or a request.
+    return redis.Redis.from_url(
+        get_settings().cache_url,
+        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
+        socket_timeout=METRICS_REDIS_TIMEOUT_S,
+    )
 
 
 register_live_collector(IngestMetricsCollector(metrics_redis))
