@@ -64,7 +64,8 @@ def is_worth_retrying(exc: BaseException, *, retries: int) -> bool:
     """
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return True
-    sqlstate = getattr(getattr(exc, "orig", None), "pgcode", None)
+    # SQLAlchemy wraps the driver's error; the staging COPY's raw cursor raises it bare.
+    sqlstate = getattr(getattr(exc, "orig", exc), "pgcode", None)
     if sqlstate == UNIQUE_VIOLATION:
         return retries < MAX_UNIQUE_VIOLATION_RETRIES
     return sqlstate in RACE_SQLSTATES
@@ -98,7 +99,7 @@ def ingest_parcel_results(self: Task, items: list[dict[str, Any]]) -> dict[str, 
     try:
         with session_scope() as session:
             outcome = ingest_result_items(session, items)
-    except (*DATABASE_UNAVAILABLE, sa_exc.DBAPIError) as exc:
+    except (*DATABASE_UNAVAILABLE, sa_exc.DBAPIError, psycopg2.Error) as exc:
         if not is_worth_retrying(exc, retries=self.request.retries):
             raise
         delay = database_retry_delay_s(self.request.retries)

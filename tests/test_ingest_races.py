@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+import psycopg2
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -76,6 +77,13 @@ def test_a_unique_violation_is_retried_a_few_times_then_fails(db_session: Sessio
     assert isinstance(violation, sa_exc.IntegrityError)
     assert is_worth_retrying(violation, retries=0)
     assert not is_worth_retrying(violation, retries=MAX_UNIQUE_VIOLATION_RETRIES)
+
+
+def test_a_bare_driver_error_is_classified_by_its_sqlstate_too(db_session: Session) -> None:
+    bare = _raised(db_session, "23505").orig
+
+    assert isinstance(bare, psycopg2.Error)
+    assert is_worth_retrying(bare, retries=0)
 
 
 def test_other_integrity_errors_are_not_retried(db_session: Session) -> None:
