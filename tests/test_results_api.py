@@ -28,7 +28,7 @@ def result_item(n: int, *, scraped_at: datetime = T0, owner: str = "SMITH") -> d
         "platform": "qpublic",
         "state": "FL",
         "county": "Dixie",
-        "data": {"owner": owner, "total_due": f"${n},00.00", "tax_year": "2025"},
+        "data": {"owner": owner, "total_due": f"${n}00.00", "tax_year": "2025"},
         "scraped_at": scraped_at.isoformat(),
         "parse_duration_ms": 5,
     }
