@@ -179,10 +179,10 @@ def test_tasks_published_while_the_queues_are_read_are_not_taken_for_vanished(
     db_session: Session,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks import dispatch_jobs
+    from tasks import dispatch_broker, dispatch_jobs
 
     enqueue(api_client, admin_headers, ["R-1", "R-2"])
-    read_queue_depths = dispatch_jobs.read_queue_depths
+    read_queue_depths = dispatch_broker.read_queue_depths
 
     def read_then_enqueue_more(keys: Any) -> Any:
         depths = read_queue_depths(keys)
@@ -201,10 +201,10 @@ def test_a_task_leased_while_the_queues_are_read_is_not_taken_for_vanished(
     worker_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks import dispatch_jobs
+    from tasks import dispatch_broker, dispatch_jobs
 
     enqueue(api_client, admin_headers, ["L-1", "L-2"])
-    read_queue_depths = dispatch_jobs.read_queue_depths
+    read_queue_depths = dispatch_broker.read_queue_depths
 
     def lease_then_read(keys: Any) -> Any:
         assert len(lease(api_client, worker_headers)) == 1  # between the count and the read

@@ -55,6 +55,11 @@ def registered_workers(flower: str) -> list[str]:
     return list(response.json()) if response.status_code == 200 else []
 
 
+def both_workers(flower: str) -> list[str]:
+    names = registered_workers(flower)
+    return names if len(names) == 2 else []
+
+
 def stop_with_ctrl_c(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGINT)
     return process.wait(timeout=60)
@@ -71,9 +76,7 @@ def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(tmp_path
     try:
         wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API")
         workers = wait_for(
-            lambda: len(names := registered_workers(flower)) == 2 and names,
-            timeout_s=60,
-            what="the scrape and service workers in Flower",
+            lambda: both_workers(flower), timeout_s=60, what="scrape and service workers"
         )
         assert sorted(name.split("@")[0] for name in workers) == ["scrape", "service"]
         assert httpx.get(f"{api}/health/ready", timeout=5).json()["status"] == "ready"
