@@ -11,18 +11,16 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import psycopg2
-import redis
 from celery import Task, states
 from celery.result import AsyncResult
 from sqlalchemy import exc as sa_exc
 
 from db.session import session_scope
 from services.ingest import ingest_result_items
-from services.ingest.metrics import record_ingest_counts_safely
+from services.ingest.metrics import metrics_redis, record_ingest_counts_safely
 from settings import get_settings
 from tasks.app import app
 from tasks.queues import INGEST_QUEUE
@@ -30,7 +28,6 @@ from tasks.queues import INGEST_QUEUE
 logger = logging.getLogger(__name__)
 
 INGEST_TASK_NAME = "ingest.parcel_results"
-METRICS_REDIS_TIMEOUT_S = 2.0
 OUTCOME_KEYS = ("inserted", "updated", "unchanged", "stale")
 # Connection loss, server shutdown, deadlock, serialization failure: worth trying again.
 DATABASE_UNAVAILABLE = (
@@ -44,16 +41,6 @@ UNIQUE_VIOLATION = "23505"
 RACE_SQLSTATES = frozenset({UNIQUE_VIOLATION, "40P01", "40001"})  # + deadlock, serialization
 # A unique violation that survives this many retries is not a race but a bug: fail, log it.
 MAX_UNIQUE_VIOLATION_RETRIES = 5
-
-
-@lru_cache(maxsize=1)
-def metrics_redis() -> redis.Redis:
-    # Metrics are best effort: an unreachable Redis must not hold up an ingest or a request.
-    return redis.Redis.from_url(
-        get_settings().cache_url,
-        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
-        socket_timeout=METRICS_REDIS_TIMEOUT_S,
-    )
 
 
 def is_worth_retrying(exc: BaseException, *, retries: int) -> bool:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from functools import lru_cache
 from typing import Annotated, Any
 
-import redis
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -19,23 +17,16 @@ from gateway_api.metrics import register_live_collector
 from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
-from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts_safely
+from services.ingest.metrics import (
+    IngestMetricsCollector,
+    metrics_redis,
+    record_ingest_counts_safely,
+)
 from settings import get_settings
 from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
 
 router = APIRouter(prefix="/internal", tags=["worker"])
 _POLL_INTERVAL_S = 0.05
-METRICS_REDIS_TIMEOUT_S = 2.0
-
-
-@lru_cache(maxsize=1)
-def metrics_redis() -> redis.Redis:
-    # Metrics are best effort: an unreachable Redis must not hold up an ingest or a request.
-    return redis.Redis.from_url(
-        get_settings().cache_url,
-        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
-        socket_timeout=METRICS_REDIS_TIMEOUT_S,
-    )
 
 
 register_live_collector(IngestMetricsCollector(metrics_redis))

@@ -9,16 +9,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
 
 import redis
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 ROWS_KEY = "gateway:metrics:ingest_rows"  # outcome -> rows
 UNPARSED_KEY = "gateway:metrics:ingest_unparsed"  # typed column -> values
 OUTCOMES = ("inserted", "updated", "unchanged", "stale", "rejected")
+METRICS_REDIS_TIMEOUT_S = 2.0
+
+
+@lru_cache(maxsize=1)
+def metrics_redis() -> redis.Redis:
+    """One client per process; metrics are best effort, so an unreachable Redis must not hold
+    up an ingest or a request for long."""
+    return redis.Redis.from_url(
+        get_settings().cache_url,
+        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
+        socket_timeout=METRICS_REDIS_TIMEOUT_S,
+    )
 
 
 def record_ingest_counts(
