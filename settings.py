@@ -124,10 +124,26 @@ class GatewaySettings(BaseSettings):
     ingest_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     results_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     results_max_wait_s: float = Field(default=60.0, ge=0)
-    # A database outage: the ingest task waits in process (bounded, far below the visibility
-    # timeout) and then re-queues itself without an eta, for as long as the outage lasts.
-    ingest_retry_base_s: float = Field(default=1.0, gt=0)
+    # Items per POST /internal/results (413 beyond), and item errors listed in one answer.
+    results_max_items: int = Field(default=5000, ge=1, le=100_000)
+    results_max_errors: int = Field(default=100, ge=1, le=10_000)
+    # The ingest worker writes the result messages it holds as one chunk: flushed when this
+    # many items are held, or when the oldest has waited ingest_batch_max_wait_s.
+    ingest_batch_max_items: int = Field(default=1000, ge=1, le=10_000)
+    ingest_batch_max_wait_s: float = Field(default=0.2, gt=0, le=10)
+    # Transient failures (races, lock or statement timeouts) of one chunk: retried with
+    # jittered backoff from ingest_retry_base_s up to ingest_retry_max_s, at most
+    # ingest_max_attempts tries; then its items go to ingest_rejects with the reason.
+    ingest_max_attempts: int = Field(default=5, ge=1, le=100)
+    ingest_retry_base_s: float = Field(default=0.5, gt=0)
     ingest_retry_max_s: float = Field(default=30.0, gt=0)
+    # A database outage is waited out without counting against the items: each try waits up
+    # to this long, then the messages are held (unacknowledged) and tried again.
+    ingest_outage_wait_s: float = Field(default=60.0, gt=0)
+    ingest_lock_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # A message whose chunk killed its worker child (or hit the time limit) this many times
+    # is recorded in ingest_rejects instead of being tried again.
+    ingest_max_crashes: int = Field(default=3, ge=1, le=100)
     raw_file_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     raw_file_content_types: CommaList = Field(
         default_factory=lambda: [

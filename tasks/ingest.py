@@ -1,26 +1,41 @@
-"""``ingest.parcel_results``: one chunk of result items into the database, on the ingest queue.
+"""``ingest.parcel_results``: result items into the database, batched across messages.
 
-Sent by ``POST /internal/results`` and directly by Celery scrape workers, with a list of
-result items (JSON objects). Each item is validated again here, since scrapers send straight
-to the queue; invalid ones are counted as rejected and skipped.
+Sent by ``POST /internal/results`` (a chunk of items per message), by Celery scrape tasks
+(one item each) and by scrapers that send straight to the queue, with a list of result items
+(JSON objects) as the one argument. The worker does not run messages one by one: the
+batching strategy (``tasks.ingest_batching``) holds the messages it receives and hands many
+at once to a pool child, which writes them as one chunk with ``run_ingest_batch``. Each
+message is acknowledged only after its items are committed as parcels or as
+``ingest_rejects`` rows.
+
+Retry policy: never Celery's. Transient database failures are retried inside the child
+(``services.ingest.pipeline``); an outage hands the messages back to the worker, which holds
+them unacknowledged and tries again. Nothing is acknowledged and dropped.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg2
 from celery import Task, states
 from celery.result import AsyncResult
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from db.session import session_scope
-from services.ingest import ingest_result_items
+from db.session import get_engine, session_scope
 from services.ingest.metrics import metrics_redis, record_ingest_counts_safely
+from services.ingest.pipeline import (
+    BatchResult,
+    DatabaseUnavailable,
+    IngestMessage,
+    RetryPolicy,
+    prepare_batch,
+    reject_whole_batch,
+    write_with_retries,
+)
 from settings import get_settings
 from tasks.app import app
 from tasks.queues import INGEST_QUEUE
@@ -29,82 +44,115 @@ logger = logging.getLogger(__name__)
 
 INGEST_TASK_NAME = "ingest.parcel_results"
 OUTCOME_KEYS = ("inserted", "updated", "unchanged", "stale")
-# Connection loss, server shutdown, deadlock, serialization failure: worth trying again.
-DATABASE_UNAVAILABLE = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    psycopg2.OperationalError,
-    psycopg2.InterfaceError,
-)
-# SQLSTATEs of a lost race rather than a bug: a retry sees the other transaction's commit.
-UNIQUE_VIOLATION = "23505"
-RACE_SQLSTATES = frozenset({UNIQUE_VIOLATION, "40P01", "40001"})  # + deadlock, serialization
-# A unique violation that survives this many retries is not a race but a bug: fail, log it.
-MAX_UNIQUE_VIOLATION_RETRIES = 5
 
 
-def is_worth_retrying(exc: BaseException, *, retries: int) -> bool:
-    """Whether a database error is transient: an outage or a race another try will win.
+@dataclass(frozen=True)
+class HeldMessage:
+    """What a pool child needs of one received message (picklable)."""
 
-    A unique violation is retried only a few times: the parcel upsert arbitrates the one
-    unique constraint on the identity, so a violation is at most a lost race.
-    """
-    if isinstance(exc, DATABASE_UNAVAILABLE):
-        return True
-    # SQLAlchemy wraps the driver's error; the staging COPY's raw cursor raises it bare.
-    sqlstate = getattr(getattr(exc, "orig", exc), "pgcode", None)
-    if sqlstate == UNIQUE_VIOLATION:
-        return retries < MAX_UNIQUE_VIOLATION_RETRIES
-    return sqlstate in RACE_SQLSTATES
+    message_id: str
+    items: Any  # as sent: normally a list of result items
+    request_id: str | None
+    wants_result: bool
 
 
-def database_retry_delay_s(retries: int) -> float:
-    """Exponential backoff, capped far below the visibility timeout and the task time limit."""
+class BatchStatus:
+    OK = "ok"  # committed (items ingested or recorded as rejects): acknowledge
+    UNAVAILABLE = "unavailable"  # the database stayed down: hold and try again, not counted
+    FAILED = "failed"  # anything else: hold and try again, counted towards quarantine
+
+
+def retry_policy() -> RetryPolicy:
     settings = get_settings()
-    return float(
-        min(settings.ingest_retry_base_s * 2 ** min(retries, 16), settings.ingest_retry_max_s)
+    return RetryPolicy(
+        max_attempts=settings.ingest_max_attempts,
+        base_delay_s=settings.ingest_retry_base_s,
+        max_delay_s=settings.ingest_retry_max_s,
+        outage_wait_s=settings.ingest_outage_wait_s,
+        lock_timeout_ms=int(settings.ingest_lock_timeout_s * 1000),
     )
 
 
-# Retry policy: a database outage, a deadlock or a serialization failure is retried for as
-# long as it lasts (max_retries=None), so an accepted result is never dropped; a unique
-# violation (a race on a parcel's first insert) a few times (``is_worth_retrying``). The
-# backoff sleep happens here, while the message is still unacknowledged (late ack), never as
-# a Celery eta/countdown parked in a worker's memory; then the task re-queues itself with no
-# eta. Any other error is a bug: the task fails, is logged
-# and its outcome recorded; the items stay valid for a replay since ingest is idempotent.
+def is_database_up() -> bool:
+    try:
+        with get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
+
+
+def run_ingest_batch(held: Sequence[HeldMessage], quarantine_reason: str | None = None) -> str:
+    """Runs in a pool child: write the messages' items as one chunk; returns a ``BatchStatus``.
+
+    With ``quarantine_reason`` (the messages killed their child before), every item is
+    recorded as a reject with that reason instead of being tried again.
+    """
+    messages = [IngestMessage(m.message_id, m.items, m.request_id) for m in held]
+    try:
+        batch = prepare_batch(messages)
+        if quarantine_reason is not None:
+            with session_scope() as session:
+                result = reject_whole_batch(session, batch, quarantine_reason)
+        else:
+            result = write_with_retries(
+                batch,
+                session_scope=session_scope,
+                is_database_up=is_database_up,
+                policy=retry_policy(),
+            )
+    except DatabaseUnavailable as exc:
+        logger.warning("ingest of %d messages handed back: database down (%s)", len(held), exc)
+        return BatchStatus.UNAVAILABLE
+    except Exception:
+        logger.exception("ingest of %d messages failed; they are held and tried again", len(held))
+        return BatchStatus.FAILED
+    _report(held, result)
+    return BatchStatus.OK
+
+
+def _report(held: Sequence[HeldMessage], result: BatchResult) -> None:
+    """Outcomes for the senders that wait on them, and the shared ingest counters."""
+    for message in held:
+        if message.wants_result:
+            outcome = result.messages[message.message_id].as_json()
+            app.backend.store_result(message.message_id, outcome, states.SUCCESS)
+    if result.rejects:
+        logger.warning("ingest recorded rejects: %s", dict(result.rejects))
+    record_ingest_counts_safely(metrics_redis(), result.totals(), result.unparsed, result.rejects)
+
+
+class BatchedIngestTask(Task):  # type: ignore[misc]
+    """A task whose messages the worker batches (see ``tasks.ingest_batching``)."""
+
+    Strategy = "tasks.ingest_batching:batching_strategy"
+
+
+# Late ack is the strategy's own: a message is acknowledged after its chunk's commit.
 @app.task(
     name=INGEST_TASK_NAME,
+    base=BatchedIngestTask,
     bind=True,
     queue=INGEST_QUEUE,
     ignore_result=False,
     acks_late=True,
-    max_retries=None,
 )
-def ingest_parcel_results(self: Task, items: list[dict[str, Any]]) -> dict[str, int]:
-    """Upsert one chunk of results; returns rows by outcome (inserted/updated/unchanged/...)."""
-    try:
-        with session_scope() as session:
-            outcome = ingest_result_items(session, items)
-    except (*DATABASE_UNAVAILABLE, sa_exc.DBAPIError, psycopg2.Error) as exc:
-        if not is_worth_retrying(exc, retries=self.request.retries):
-            raise
-        delay = database_retry_delay_s(self.request.retries)
-        logger.warning(
-            "ingest of %d items waits %.1fs for the database (attempt %d): %s",
-            len(items), delay, self.request.retries + 1, exc.__class__.__name__,
-        )  # fmt: skip
-        time.sleep(delay)
-        raise self.retry(exc=exc, countdown=0) from exc
-    if outcome.errors:
-        logger.warning("ingest rejected %d items: %s", outcome.rejected, outcome.errors[:5])
-    counts = outcome.counts()
-    record_ingest_counts_safely(metrics_redis(), counts, outcome.unparsed)
-    return counts
+def ingest_parcel_results(self: Task, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One message alone (``apply()``, or a worker without the batching strategy)."""
+    held = HeldMessage(str(self.request.id), items, None, wants_result=False)
+    messages = [IngestMessage(held.message_id, held.items)]
+    result = write_with_retries(
+        prepare_batch(messages),
+        session_scope=session_scope,
+        is_database_up=is_database_up,
+        policy=retry_policy(),
+    )
+    _report([held], result)
+    return result.messages[held.message_id].as_json()
 
 
-def publish_result_chunks(payloads: Sequence[dict[str, Any]], *, chunk_size: int) -> list[str]:
-    """Send the items as ingest tasks of at most ``chunk_size`` items; returns the task ids."""
+def publish_result_chunks(payloads: Sequence[object], *, chunk_size: int) -> list[str]:
+    """Send the items as ingest messages of at most ``chunk_size`` items; returns their ids."""
     task_ids = []
     for start in range(0, len(payloads), chunk_size):
         chunk = list(payloads[start : start + chunk_size])
@@ -114,24 +162,24 @@ def publish_result_chunks(payloads: Sequence[dict[str, Any]], *, chunk_size: int
 
 @dataclass
 class ChunkOutcomes:
-    totals: dict[str, int]  # summed over the chunks that succeeded
-    unfinished: list[str] = field(default_factory=list)  # queued, running or retrying
-    failed: list[str] = field(default_factory=list)
+    totals: dict[str, int]  # summed over the chunks that finished
+    unfinished: list[str] = field(default_factory=list)  # queued, held or being written
+    # (task id, index in its chunk, reason) of items recorded in ingest_rejects
+    rejected: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def read_ingest_outcomes(task_ids: Sequence[str]) -> ChunkOutcomes:
-    """Where the ingest tasks stand. Reads task state with plain GETs (no result
-    subscription), so it is safe from any thread."""
+    """Where the ingest messages stand. Reads state with plain GETs (no result subscription),
+    so it is safe from any thread."""
     outcomes = ChunkOutcomes(totals=dict.fromkeys(OUTCOME_KEYS, 0))
     for task_id in task_ids:
         result: AsyncResult[Any] = AsyncResult(task_id, app=app)
-        state = result.state
-        if state == states.SUCCESS:
-            counts = result.result or {}
-            for key in OUTCOME_KEYS:
-                outcomes.totals[key] += int(counts.get(key, 0))
-        elif state in states.READY_STATES:
-            outcomes.failed.append(task_id)
-        else:
+        if result.state != states.SUCCESS:
             outcomes.unfinished.append(task_id)
+            continue
+        counts = result.result or {}
+        for key in OUTCOME_KEYS:
+            outcomes.totals[key] += int(counts.get(key, 0))
+        for index, reason in counts.get("errors", []):
+            outcomes.rejected.append((task_id, int(index), str(reason)))
     return outcomes

@@ -3,8 +3,9 @@
 Published by the gateway to ``scrape.{platform}.p{priority}`` with the ledger id as the
 Celery task id and the task envelope (``services.dispatch.envelopes``) as the one argument.
 The worker claims the row (``queued`` → ``running``; a duplicate delivery claims nothing and
-returns; a redelivery after the run was lost takes it over), runs the platform's scraper,
-sends the result to ``ingest.parcel_results`` and marks the row succeeded.
+returns; a redelivery after the run was lost takes it over), runs the platform's scraper and
+sends the result to ``ingest.parcel_results``. The ingest marks the row succeeded once the
+result is written (or recorded as a reject), so the task writes the ledger once.
 
 Retry policy: never Celery's own. A failure is recorded in the ledger (``retry_wait`` with
 backoff, or ``dead`` after the last retry) and the beat re-publishes it when due.
@@ -25,7 +26,7 @@ from db.models import ScrapeTask
 from db.session import session_scope
 from scrapers import ScrapeFailed, ScrapeTarget, get_scraper
 from services.dispatch.failures import FailureReason
-from services.dispatch.running import claim_run, fail_run, finish_run, running_holder
+from services.dispatch.running import claim_run, fail_run, running_holder
 from tasks.app import app
 from tasks.dispatch_broker import run_lease_s
 from tasks.ingest import INGEST_TASK_NAME
@@ -63,10 +64,11 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
     except Exception as exc:
         logger.exception("scraper for %s raised", claimed.platform)
         return _record_failure(claimed, FailureReason.PARSER_BUG, repr(exc)[:500], True)
-    app.send_task(INGEST_TASK_NAME, args=[[_result_item(claimed, data, parse_ms)]])
-    with session_scope() as session:
-        finish_run(session, task_id, lease_token=claimed.lease_token, now=datetime.now(UTC))
-    return "succeeded"
+    # Nobody waits on this message's outcome: the ledger row is where it shows.
+    app.send_task(
+        INGEST_TASK_NAME, args=[[_result_item(claimed, data, parse_ms)]], ignore_result=True
+    )
+    return "sent"
 
 
 def _lost_holders(task_id: uuid.UUID, me: str) -> set[str]:

@@ -25,6 +25,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     lease,
     platform_policy,
     publish_duplicate,
+    queue_depth,
     task_row,
 )
 from tests.waiting import wait_for
@@ -62,6 +63,15 @@ def take_ingest_items() -> list[dict[str, Any]]:
     return items
 
 
+def ingested_task_ids(db_session: Session) -> list[str]:
+    """The tasks whose results became snapshots, one row per scrape ingested."""
+    from sqlalchemy import text
+
+    db_session.rollback()
+    query = text("SELECT task_id::text FROM parcel_snapshots ORDER BY 1")
+    return list(db_session.scalars(query))
+
+
 def test_a_celery_worker_scrapes_a_demo_task_and_hands_the_result_to_ingest(
     api_client: TestClient,
     admin_headers: dict[str, str],
@@ -71,8 +81,11 @@ def test_a_celery_worker_scrapes_a_demo_task_and_hands_the_result_to_ingest(
     [task_id] = enqueue(api_client, admin_headers, ["01-08-13-0000-0363-0110"])
     worker = celery_worker_factory(DEMO_QUEUES)
 
-    row = wait_for_status(db_session, task_id, "succeeded")
+    wait_for(lambda: queue_depth("demo", queue=INGEST_QUEUE) == 1, timeout_s=30)
 
+    row = task_row(db_session, task_id)
+    # Sent is not kept: the task succeeds only once its result is ingested.
+    assert row["status"] == "running"
     assert row["attempt"] == 1 and row["leased_by"] == worker.name
     [item] = take_ingest_items()
     assert item["task_id"] == str(task_id)
@@ -80,6 +93,24 @@ def test_a_celery_worker_scrapes_a_demo_task_and_hands_the_result_to_ingest(
     assert item["parcel_id"] == "01-08-13-0000-0363-0110"
     assert item["data"]["total_due"].startswith("$") and "/" in item["data"]["last_sale_date"]
     assert datetime.fromisoformat(item["scraped_at"]).tzinfo is not None
+    assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_a_scraped_task_succeeds_once_its_result_is_ingested(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    db_session: Session,
+    celery_worker_factory: WorkerFactory,
+) -> None:
+    [task_id] = enqueue(api_client, admin_headers, ["01-08-13-0000-0363-0111"])
+    celery_worker_factory(DEMO_QUEUES)
+    wait_for(lambda: queue_depth("demo", queue=INGEST_QUEUE) == 1, timeout_s=30)
+    assert task_row(db_session, task_id)["status"] == "running"
+
+    celery_worker_factory([INGEST_QUEUE])
+
+    wait_for_status(db_session, task_id, "succeeded")
+    assert ingested_task_ids(db_session) == [str(task_id)]
     assert_ledger_balanced(db_session, enqueued=1)
 
 
@@ -100,12 +131,13 @@ def test_kill_9_of_a_celery_worker_mid_task_runs_the_task_again_and_it_succeeds_
         wait_for(lambda: reap_leases()["expired"] == 1, timeout_s=10, interval_s=0.2)
         assert republish_due_retries() == 1
     celery_worker_factory(DEMO_QUEUES)
+    celery_worker_factory([INGEST_QUEUE])
 
     row = wait_for_status(db_session, task_id, "succeeded")
 
     assert row["attempt"] == 2
     assert [e["reason"] for e in row["error_history"]] == ["lease_expired"]
-    assert [item["task_id"] for item in take_ingest_items()] == [str(task_id)]
+    assert ingested_task_ids(db_session) == [str(task_id)]
     assert_ledger_balanced(db_session, enqueued=1)
 
 
@@ -120,13 +152,13 @@ def test_a_duplicate_message_reaching_a_celery_worker_is_dropped_without_running
     [sentinel] = enqueue(api_client, admin_headers, ["AFTER-1"])
     assert_queue_depth(3, "demo")
     celery_worker_factory(DEMO_QUEUES)
+    celery_worker_factory([INGEST_QUEUE])
 
     wait_for_status(db_session, sentinel, "succeeded")  # FIFO: both copies were handled
 
     assert_queue_depth(0, "demo")
     assert task_row(db_session, task_id)["attempt"] == 1
-    ran = sorted(item["task_id"] for item in take_ingest_items())
-    assert ran == sorted([str(task_id), str(sentinel)])
+    assert ingested_task_ids(db_session) == sorted([str(task_id), str(sentinel)])
     assert_ledger_balanced(db_session, enqueued=2)
 
 
@@ -148,7 +180,7 @@ def test_scraper_failures_are_retried_from_the_ledger_then_dead_lettered(
     assert [e["reason"] for e in dead["error_history"]] == ["platform_down", "platform_down"]
     broken_row = task_row(db_session, broken)
     assert (broken_row["attempt"], broken_row["last_error_reason"]) == (1, "format_changed")
-    assert take_ingest_items() == []
+    assert ingested_task_ids(db_session) == [] and take_ingest_items() == []
     assert_ledger_balanced(db_session, enqueued=2)
 
 
@@ -216,6 +248,7 @@ def test_a_killed_pool_child_hands_its_task_back_and_the_node_reruns_it_at_once(
     celery_worker_factory: WorkerFactory,
 ) -> None:
     [task_id] = enqueue(api_client, admin_headers, ["OOM-1"])
+    celery_worker_factory([INGEST_QUEUE])
     worker = celery_worker_factory(DEMO_QUEUES, extra_env={"GATEWAY_DEMO_SCRAPE_DELAY_S": "3"})
     wait_for_status(db_session, task_id, "running")
 
@@ -224,7 +257,7 @@ def test_a_killed_pool_child_hands_its_task_back_and_the_node_reruns_it_at_once(
     row = wait_for_status(db_session, task_id, "succeeded")
     assert row["attempt"] == 2 and row["leased_by"] == worker.name
     assert [e["reason"] for e in row["error_history"]] == ["worker_lost"]
-    assert [item["task_id"] for item in take_ingest_items()] == [str(task_id)]
+    assert ingested_task_ids(db_session) == [str(task_id)]
     assert_ledger_balanced(db_session, enqueued=1)
 
 
@@ -273,10 +306,11 @@ def test_a_task_handed_back_by_a_dead_node_is_taken_over_by_another_node_at_once
         broker.close()
         restore_expired_unacked()
     rescuer = celery_worker_factory(DEMO_QUEUES)
+    celery_worker_factory([INGEST_QUEUE])
 
     row = wait_for_status(db_session, task_id, "succeeded")
 
     assert row["attempt"] == 2 and row["leased_by"] == rescuer.name
     assert [e["reason"] for e in row["error_history"]] == ["worker_lost"]
-    assert [item["task_id"] for item in take_ingest_items()] == [str(task_id)]
+    assert ingested_task_ids(db_session) == [str(task_id)]
     assert_ledger_balanced(db_session, enqueued=1)

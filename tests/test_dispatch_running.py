@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
-from services.dispatch.running import claim_run, finish_run
+from services.dispatch.running import claim_run, fail_run
 
 
 def queued_task(session: Session, parcel_id: str = "RUN-1", *, max_retries: int = 3) -> uuid.UUID:
@@ -49,10 +49,13 @@ def test_a_redelivery_to_the_node_that_lost_the_run_takes_it_over(db_session: Se
     assert second is not None and second.attempt == 2
     assert second.lease_token != first_token
     assert [e["reason"] for e in second.error_history] == ["worker_lost"]
-    assert first_token is not None
-    assert not finish_run(db_session, task_id, lease_token=first_token, now=now)
-    assert second.lease_token is not None
-    assert finish_run(db_session, task_id, lease_token=second.lease_token, now=now)
+    assert first_token is not None and second.lease_token is not None
+    for token, holds_the_run in ((first_token, False), (second.lease_token, True)):
+        outcome = fail_run(
+            db_session, task_id, lease_token=token, reason="timeout", message="late",
+            is_retryable=True, now=now,
+        )  # fmt: skip
+        assert (outcome is not None) == holds_the_run
 
 
 def test_any_delivery_takes_over_a_run_whose_lease_expired(db_session: Session) -> None:

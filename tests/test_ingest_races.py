@@ -1,5 +1,5 @@
-"""Concurrent ingest of the same new parcels, which database errors the task retries, and the
-metrics Redis clients' timeouts."""
+"""Concurrent ingest of the same new parcels, what each database error means for an ingest,
+and the metrics Redis clients' timeouts."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.session import session_scope
+from localstack.servers import find_free_port
 from services.ingest import ingest_result_items
-from tasks.ingest import MAX_UNIQUE_VIOLATION_RETRIES, is_worth_retrying
+from services.ingest.database_faults import DatabaseFault, classify_database_error
 from tests.test_ingest_batch import parcels, result_item, snapshot_count
 
 THREADS = 6
@@ -66,34 +67,45 @@ def _raised(db_session: Session, sqlstate: str) -> sa_exc.DBAPIError:
     return raised.value
 
 
-@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
-def test_a_deadlock_or_serialization_failure_is_retried(db_session: Session, sqlstate: str) -> None:
-    assert is_worth_retrying(_raised(db_session, sqlstate), retries=100)
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001", "23505", "55P03", "57014"])
+def test_races_and_timeouts_are_transient(db_session: Session, sqlstate: str) -> None:
+    """Deadlock, serialization, a unique violation (a first-insert race), lock and statement
+    timeouts: another try may win, so they are retried, and counted."""
+    assert classify_database_error(_raised(db_session, sqlstate)) is DatabaseFault.TRANSIENT
 
 
-def test_a_unique_violation_is_retried_a_few_times_then_fails(db_session: Session) -> None:
-    violation = _raised(db_session, "23505")
+@pytest.mark.parametrize("sqlstate", ["57P01", "57P03", "08006", "53300"])
+def test_a_server_going_away_is_an_outage(db_session: Session, sqlstate: str) -> None:
+    assert classify_database_error(_raised(db_session, sqlstate)) is DatabaseFault.OUTAGE
 
-    assert isinstance(violation, sa_exc.IntegrityError)
-    assert is_worth_retrying(violation, retries=0)
-    assert not is_worth_retrying(violation, retries=MAX_UNIQUE_VIOLATION_RETRIES)
+
+@pytest.mark.parametrize("sqlstate", ["23502", "22009", "22003", "54000", "XX000"])
+def test_other_errors_are_the_items_fault(db_session: Session, sqlstate: str) -> None:
+    """Not null, a bad time zone offset, numeric overflow, a program limit (an index row too
+    large: an OperationalError in psycopg2, yet no outage), an internal error."""
+    assert classify_database_error(_raised(db_session, sqlstate)) is DatabaseFault.POISON
 
 
 def test_a_bare_driver_error_is_classified_by_its_sqlstate_too(db_session: Session) -> None:
     bare = _raised(db_session, "23505").orig
 
     assert isinstance(bare, psycopg2.Error)
-    assert is_worth_retrying(bare, retries=0)
+    assert classify_database_error(bare) is DatabaseFault.TRANSIENT
 
 
-def test_other_integrity_errors_are_not_retried(db_session: Session) -> None:
-    assert not is_worth_retrying(_raised(db_session, "23502"), retries=0)  # not null
+def test_a_refused_connection_is_an_outage() -> None:
+    with pytest.raises(psycopg2.OperationalError) as refused:
+        psycopg2.connect(host="127.0.0.1", port=find_free_port(), connect_timeout=2)
+
+    assert classify_database_error(refused.value) is DatabaseFault.OUTAGE
 
 
-def test_the_ingest_metrics_redis_clients_give_up_after_two_seconds() -> None:
-    from gateway_api.routes import results
-    from tasks import ingest
+def test_a_python_error_is_the_items_fault() -> None:
+    assert classify_database_error(ValueError("bad")) is DatabaseFault.POISON
 
-    for client in (results.metrics_redis(), ingest.metrics_redis()):
-        options = client.connection_pool.connection_kwargs
-        assert (options["socket_connect_timeout"], options["socket_timeout"]) == (2.0, 2.0)
+
+def test_the_ingest_metrics_redis_client_gives_up_after_two_seconds() -> None:
+    from services.ingest.metrics import metrics_redis
+
+    options = metrics_redis().connection_pool.connection_kwargs
+    assert (options["socket_connect_timeout"], options["socket_timeout"]) == (2.0, 2.0)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from db.models import Parcel
@@ -201,8 +201,12 @@ def test_a_scrape_worker_can_send_results_straight_to_the_ingest_task(
 
     assert sent.get(timeout=30) == {
         "inserted": 1, "updated": 0, "unchanged": 0, "stale": 0, "rejected": 1,
+        "errors": [[1, "data: must be an object"]],
     }  # fmt: skip
     assert parcel_count(db_session) == 1
+    # Not lost: kept with its reason, as sent.
+    [reject] = db_session.execute(text("SELECT reason_code, payload FROM ingest_rejects")).all()
+    assert reject.reason_code == "invalid" and json.loads(reject.payload) == {"parcel_id": "?"}
 
 
 @pytest.mark.parametrize(
@@ -239,24 +243,3 @@ def test_a_deeply_nested_body_is_refused_with_422(
     )
 
     assert response.status_code == 422 and "nested" in response.json()["error"]["message"]
-
-
-def test_wait_mode_reports_failed_chunks_apart_from_pending_ones(
-    api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from gateway_api.routes import results
-    from tasks.ingest import ChunkOutcomes
-
-    def all_failed(task_ids: list[str]) -> ChunkOutcomes:
-        return ChunkOutcomes(
-            totals=dict.fromkeys(("inserted", "updated", "unchanged", "stale"), 0),
-            failed=list(task_ids),
-        )
-
-    monkeypatch.setattr(results, "read_ingest_outcomes", all_failed)
-    response = api_client.post(
-        "/internal/results?wait=5", json=[result_item(1), result_item(2)], headers=worker_headers
-    )
-
-    answer = response.json()
-    assert (answer["accepted"], answer["pending"], answer["ingest_failed"]) == (2, 0, 2)

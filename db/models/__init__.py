@@ -2,6 +2,7 @@
 
 from db.models.api_keys import ApiKey
 from db.models.fleet import LEASE_TOKEN_SEQUENCE, Worker, WorkerCommand, WorkerCommandKind
+from db.models.ingest_rejects import IngestReject, RejectReason
 from db.models.ledger import ACTIVE_STATUSES, FINAL_STATUSES, Platform, ScrapeTask, TaskStatus
 from db.models.parcel_search import SEARCH_INDEXES
 from db.models.parcels import Parcel, ParcelSnapshot
@@ -13,10 +14,12 @@ __all__ = [
     "LEASE_TOKEN_SEQUENCE",
     "SEARCH_INDEXES",
     "ApiKey",
+    "IngestReject",
     "Parcel",
     "ParcelSnapshot",
     "Platform",
     "RawFile",
+    "RejectReason",
     "ScrapeTask",
     "TaskStatus",
     "Worker",

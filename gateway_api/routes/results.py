@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,6 +26,13 @@ from settings import get_settings
 from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
 
 router = APIRouter(prefix="/internal", tags=["worker"])
+
+
+class PositionedItem(NamedTuple):
+    position: int  # in the request body
+    item: ResultItem
+
+
 _POLL_INTERVAL_S = 0.05
 
 
@@ -47,7 +54,9 @@ class ResultsAccepted(BaseModel):
     unchanged: int | None = None
     stale: int | None = None
     pending: int | None = None  # accepted items whose ingest is still queued or running
-    ingest_failed: int | None = None  # accepted items whose ingest failed: send them again
+    # accepted items recorded in ingest_rejects instead of parcels (reasons in errors)
+    ingest_failed: int | None = None
+    errors_omitted: int | None = None  # errors beyond the first results_max_errors
 
 
 @router.post(
@@ -61,23 +70,27 @@ async def post_results(
     """Accept scraped results: each item validated alone, valid ones queued before the answer."""
     settings = get_settings()
     body = await read_capped_body(request, limit=settings.results_max_body_bytes)
-    items, errors = await run_in_threadpool(_validate_body, body)
+    items, errors = await run_in_threadpool(_validate_body, body, settings.results_max_items)
     task_ids, chunks = await run_in_threadpool(_publish, items, settings.ingest_chunk_size)
-    answer = ResultsAccepted(
-        accepted=len(items),
-        failed=len(errors),
-        errors=[ResultItemError(index=e.index, reason=e.reason) for e in errors],
-    )
+    answer = ResultsAccepted(accepted=len(items), failed=len(errors), errors=[])
     if wait > 0 and task_ids:
         outcomes = await _wait_for_outcomes(task_ids, min(wait, settings.results_max_wait_s))
-        unfinished, failed = set(outcomes.unfinished), set(outcomes.failed)
+        unfinished = set(outcomes.unfinished)
+        errors = errors + [
+            ItemError(chunks[task_id][index].position, f"ingest: {reason}")
+            for task_id, index, reason in outcomes.rejected
+        ]
         answer = answer.model_copy(
             update={
                 **outcomes.totals,
                 "pending": sum(len(chunks[t]) for t in task_ids if t in unfinished),
-                "ingest_failed": sum(len(chunks[t]) for t in task_ids if t in failed),
+                "ingest_failed": len(outcomes.rejected),
             }
         )
+    shown = sorted(errors, key=lambda error: error.index)[: settings.results_max_errors]
+    answer.errors = [ResultItemError(index=e.index, reason=e.reason) for e in shown]
+    if len(errors) > len(shown):
+        answer.errors_omitted = len(errors) - len(shown)
     return answer
 
 
@@ -98,7 +111,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _validate_body(body: bytes) -> tuple[list[ResultItem], list[ItemError]]:
+def _validate_body(body: bytes, max_items: int) -> tuple[list[PositionedItem], list[ItemError]]:
     try:
         raw_items = json.loads(body, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError and bad UTF-8 are both ValueErrors
@@ -107,16 +120,23 @@ def _validate_body(body: bytes) -> tuple[list[ResultItem], list[ItemError]]:
         raise InvalidInput("body: JSON nested too deeply") from exc
     if not isinstance(raw_items, list):
         raise InvalidInput("body: must be a JSON array of result items")
-    items, errors = validate_result_items(raw_items)
+    if len(raw_items) > max_items:
+        raise PayloadTooLarge(
+            f"body: {len(raw_items)} result items; at most {max_items} per request"
+        )
+    checked, errors = validate_result_items(raw_items)
+    failed = {error.index for error in errors}
+    positions = (index for index in range(len(raw_items)) if index not in failed)
+    items = [PositionedItem(index, item) for index, item in zip(positions, checked, strict=True)]
     if errors:
         record_ingest_counts_safely(metrics_redis(), {"rejected": len(errors)}, {})
     return items, errors
 
 
 def _publish(
-    items: list[ResultItem], chunk_size: int
-) -> tuple[list[str], dict[str, list[ResultItem]]]:
-    payloads = [item.to_payload() for item in items]
+    items: list[PositionedItem], chunk_size: int
+) -> tuple[list[str], dict[str, list[PositionedItem]]]:
+    payloads = [positioned.item.to_payload() for positioned in items]
     try:
         task_ids = publish_result_chunks(payloads, chunk_size=chunk_size)
     except BrokerUnavailable as exc:

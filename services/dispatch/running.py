@@ -1,8 +1,10 @@
-"""Ledger bookkeeping around a Celery-run scrape: ``queued`` → ``running`` → ``succeeded``.
+"""Ledger bookkeeping around a Celery-run scrape: ``queued`` → ``running``, or a failure.
 
 The claim is the duplicate guard: a message whose row is no longer ``queued`` claims nothing
 and is dropped. A running task holds a run lease (fencing token, expiry) like an HTTP lease,
-so a worker killed mid-task is noticed by the reaper and its task retried.
+so a worker killed mid-task is noticed by the reaper and its task retried. A run that
+succeeds is finished by the ingest of its result (``services.dispatch.completion``): the task
+is ``succeeded`` only once its result is written or recorded as a reject.
 """
 
 from __future__ import annotations
@@ -36,6 +38,23 @@ def claim_run(
     holder is among ``lost_holders`` (nodes the caller found dead). The lost run counts as a
     failed attempt; the retry runs now, on this delivery.
     """
+    claimed = session.scalars(
+        update(ScrapeTask)
+        .where(ScrapeTask.id == task_id, ScrapeTask.status == TaskStatus.QUEUED.value)
+        .values(
+            status=TaskStatus.RUNNING.value,
+            leased_by=worker_name,
+            lease_token=LEASE_TOKEN_SEQUENCE.next_value(),
+            lease_expires_at=now + timedelta(seconds=run_lease_s),
+            attempt=ScrapeTask.attempt + 1,
+            started_at=now,
+            due_at=None,
+        )
+        .returning(ScrapeTask),
+        execution_options={"populate_existing": True},
+    ).one_or_none()
+    if claimed is not None:  # the common case, in one statement
+        return claimed
     task = session.scalars(
         select(ScrapeTask).where(ScrapeTask.id == task_id).with_for_update()
     ).one_or_none()
@@ -79,20 +98,6 @@ def running_holder(session: Session, task_id: uuid.UUID) -> str | None:
             ScrapeTask.id == task_id, ScrapeTask.status == TaskStatus.RUNNING.value
         )
     )
-
-
-def finish_run(session: Session, task_id: uuid.UUID, *, lease_token: int, now: datetime) -> bool:
-    """``running`` → ``succeeded`` if this run still holds the task (the reaper may have won)."""
-    result = session.execute(
-        update(ScrapeTask)
-        .where(
-            ScrapeTask.id == task_id,
-            ScrapeTask.status == TaskStatus.RUNNING.value,
-            ScrapeTask.lease_token == lease_token,
-        )
-        .values(status=TaskStatus.SUCCEEDED.value, finished_at=now, lease_expires_at=None)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def fail_run(

@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from db.models.parcels import identity_text_sql
 from services.dispatch.completion import TaskResult, mark_tasks_succeeded
-from services.ingest.fields import TYPED_COLUMNS, extract_typed_row
+from services.ingest.fields import TYPED_COLUMNS
 from services.ingest.items import ItemError, ResultItem, validate_result_items
 
+Identity = tuple[str, str, str]
 _IDENTITY_COLUMNS = ("state", "county", "parcel_key")
 _SCRAPE_COLUMNS = ("parcel_id", "platform", "scraped_at", "data", "data_hash", "raw_html_hash")
 _PARCEL_COLUMNS = (*_IDENTITY_COLUMNS, *_SCRAPE_COLUMNS, *TYPED_COLUMNS)
@@ -85,7 +86,8 @@ _COPY_STAGING = f"COPY ingest_staging_rows ({', '.join(_STAGING_COLUMNS)}) FROM 
 # only then (``now()`` would not tell two chunks of one transaction apart). A
 # snapshot takes its parcel's id from ``found`` or, for a parcel inserted now, from the
 # upsert; a row that has neither (a parcel another transaction inserted meanwhile with a
-# newer scrape) is counted as ``unplaced`` and its snapshot written by a second statement.
+# newer scrape) is ``unplaced`` and its snapshot written by a second statement. It answers
+# each staged row's outcome, so a batch made of several senders' items can tell each its own.
 _INGEST_CHUNK = f"""
 WITH found AS MATERIALIZED (
     SELECT s.row_number, e.id, e.data_hash, e.scraped_at,
@@ -120,13 +122,17 @@ WITH found AS MATERIALIZED (
     ORDER BY parcel_row_id, scraped_at
     ON CONFLICT (parcel_id, platform, scraped_at) DO NOTHING
 )
-SELECT
-    (SELECT count(*) FROM upserted WHERE is_inserted) AS inserted,
-    (SELECT count(*) FROM upserted WHERE NOT is_inserted AND is_rewritten) AS updated,
-    (SELECT count(*) FROM upserted WHERE NOT is_inserted AND NOT is_rewritten)
-    + (SELECT count(*) FROM ingest_staging_rows s JOIN found f ON f.row_number = s.row_number
-       WHERE s.is_newest AND NOT f.is_admitted AND f.data_hash = s.data_hash) AS unchanged,
-    (SELECT count(*) FROM placed WHERE parcel_row_id IS NULL) AS unplaced
+SELECT s.row_number,
+    CASE WHEN NOT s.is_newest THEN NULL
+        WHEN u.is_inserted THEN 'inserted'
+        WHEN u.id IS NOT NULL AND u.is_rewritten THEN 'updated'
+        WHEN u.id IS NOT NULL THEN 'unchanged'
+        WHEN NOT f.is_admitted AND f.data_hash = s.data_hash THEN 'unchanged'
+        ELSE 'stale' END AS outcome,
+    f.id IS NULL AND u.id IS NULL AS is_unplaced
+FROM ingest_staging_rows s
+JOIN found f ON f.row_number = s.row_number
+LEFT JOIN upserted u ON u.state = s.state AND u.county = s.county AND u.parcel_key = s.parcel_key
 """
 # Only after a concurrent insert (see above): a new statement sees the committed parcel.
 _INSERT_UNPLACED_SNAPSHOTS = f"""
@@ -141,6 +147,10 @@ ON CONFLICT (parcel_id, platform, scraped_at) DO NOTHING
 """
 
 
+Outcome = str  # "inserted", "updated", "unchanged" or "stale"
+OUTCOMES: tuple[Outcome, ...] = ("inserted", "updated", "unchanged", "stale")
+
+
 @dataclass
 class IngestOutcome:
     """What happened to each item: every accepted item is counted exactly once."""
@@ -152,6 +162,7 @@ class IngestOutcome:
     rejected: int = 0
     errors: list[ItemError] = field(default_factory=list)
     unparsed: Counter[str] = field(default_factory=Counter)  # typed column -> values
+    item_outcomes: list[Outcome] = field(default_factory=list)  # per ingested item, in order
 
     def counts(self) -> dict[str, int]:
         return {
@@ -177,19 +188,27 @@ def ingest_items(session: Session, items: Sequence[ResultItem]) -> IngestOutcome
     if not items:
         return outcome
     newest, superseded = _pick_newest(items)
-    outcome.unchanged, outcome.stale = _count_superseded(newest, superseded)
-    buffer = _staging_text(newest, _distinct_scrapes(superseded), outcome.unparsed)
+    item_outcomes: list[Outcome] = [""] * len(items)
+    for position, outcome_of_copy in _superseded_outcomes(items, newest, superseded):
+        item_outcomes[position] = outcome_of_copy
+    staged = [*newest.values(), *_distinct_scrapes(items, superseded)]
+    buffer = _staging_text([items[p] for p in staged], len(newest), outcome.unparsed)
 
     session.flush()
     # An earlier chunk of this transaction may have left rows: one round trip for both.
     session.execute(text(f"{_CREATE_STAGING}; DELETE FROM ingest_staging_rows"))
     _copy_staging(session, buffer)
-    row = session.execute(text(_INGEST_CHUNK)).one()
-    if row.unplaced:
+    has_unplaced = False
+    for row in session.execute(text(_INGEST_CHUNK)):
+        has_unplaced |= bool(row.is_unplaced)
+        if row.outcome is not None:
+            item_outcomes[staged[row.row_number]] = row.outcome
+    if has_unplaced:
         session.execute(text(_INSERT_UNPLACED_SNAPSHOTS))
-    outcome.inserted, outcome.updated = int(row.inserted), int(row.updated)
-    outcome.unchanged += int(row.unchanged)
-    outcome.stale += len(newest) - outcome.inserted - outcome.updated - int(row.unchanged)
+    tally = Counter(item_outcomes)
+    outcome.inserted, outcome.updated = tally["inserted"], tally["updated"]
+    outcome.unchanged, outcome.stale = tally["unchanged"], tally["stale"]
+    outcome.item_outcomes = item_outcomes
     mark_tasks_succeeded(
         session,
         {
@@ -201,65 +220,62 @@ def ingest_items(session: Session, items: Sequence[ResultItem]) -> IngestOutcome
     return outcome
 
 
-def _pick_newest(items: Sequence[ResultItem]) -> tuple[list[ResultItem], list[ResultItem]]:
-    """One item per parcel (the latest scrape; on a tie the later item) and the rest.
+def _pick_newest(items: Sequence[ResultItem]) -> tuple[dict[Identity, int], list[int]]:
+    """Positions of one item per parcel (the latest scrape; on a tie the later item) and of
+    the rest.
 
     ON CONFLICT cannot touch a row twice in one statement, so a chunk holding two scrapes
     of one parcel is collapsed first.
     """
-    newest: dict[tuple[str, str, str], ResultItem] = {}
-    superseded: list[ResultItem] = []
-    for item in items:
+    newest: dict[Identity, int] = {}
+    superseded: list[int] = []
+    for position, item in enumerate(items):
         current = newest.get(item.identity)
         if current is None:
-            newest[item.identity] = item
-        elif item.scraped_at >= current.scraped_at:
+            newest[item.identity] = position
+        elif item.scraped_at >= items[current].scraped_at:
             superseded.append(current)
-            newest[item.identity] = item
+            newest[item.identity] = position
         else:
-            superseded.append(item)
-    return list(newest.values()), superseded
+            superseded.append(position)
+    return newest, superseded
 
 
-def _count_superseded(
-    newest: Iterable[ResultItem], superseded: Iterable[ResultItem]
-) -> tuple[int, int]:
-    """(unchanged, stale) among items that lost to a newer item of the same chunk."""
-    winners = {item.identity: item for item in newest}
-    unchanged = stale = 0
-    for item in superseded:
-        winner = winners[item.identity]
+def _superseded_outcomes(
+    items: Sequence[ResultItem], newest: dict[Identity, int], superseded: Iterable[int]
+) -> Iterable[tuple[int, Outcome]]:
+    """Items that lost to a newer item of the same chunk: a copy of it is unchanged."""
+    for position in superseded:
+        item, winner = items[position], items[newest[items[position].identity]]
         is_copy = item.scraped_at == winner.scraped_at and item.data_hash == winner.data_hash
-        unchanged += is_copy
-        stale += not is_copy
-    return unchanged, stale
+        yield position, "unchanged" if is_copy else "stale"
 
 
-def _distinct_scrapes(items: Iterable[ResultItem]) -> list[ResultItem]:
+def _distinct_scrapes(items: Sequence[ResultItem], positions: Iterable[int]) -> list[int]:
+    """Positions of the superseded items worth a snapshot: one per distinct scrape."""
     seen: set[tuple[str, str, str, str, datetime]] = set()
     distinct = []
-    for item in items:
+    for position in positions:
+        item = items[position]
         key = (*item.identity, item.platform, item.scraped_at)
         if key not in seen:
             seen.add(key)
-            distinct.append(item)
+            distinct.append(position)
     return distinct
 
 
-def _staging_text(
-    newest: Sequence[ResultItem], superseded: Sequence[ResultItem], unparsed: Counter[str]
-) -> str:
-    """The COPY text of a chunk: typed columns only for the rows that reach ``parcels``."""
+def _staging_text(staged: Sequence[ResultItem], newest_count: int, unparsed: Counter[str]) -> str:
+    """The COPY text of a chunk: typed columns only for the rows that reach ``parcels`` (the
+    first ``newest_count``); row numbers are positions in ``staged``."""
     lines = []
-    for number, item in enumerate(newest):
-        typed, unparsed_columns = extract_typed_row(item.data)
-        if unparsed_columns:
-            unparsed.update(unparsed_columns)
-        pairs = zip(_COPY_TYPED, typed, strict=True)
+    for number, item in enumerate(staged[:newest_count]):
+        if item.unparsed:
+            unparsed.update(item.unparsed)
+        pairs = zip(_COPY_TYPED, item.typed, strict=True)
         tail = "\t".join([_NULL if value is None else copy(value) for copy, value in pairs])
         lines.append(_staging_head(item, number, "t") + tail)
     no_typed_values = "\t".join([_NULL] * len(TYPED_COLUMNS))
-    for number, item in enumerate(superseded, start=len(newest)):
+    for number, item in enumerate(staged[newest_count:], start=newest_count):
         lines.append(_staging_head(item, number, "f") + no_typed_values)
     lines.append("")
     return "\n".join(lines)

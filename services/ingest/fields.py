@@ -9,6 +9,7 @@ always keeps it.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from services.ingest.values import (
     parse_zip,
 )
 
+logger = logging.getLogger(__name__)
 Parser = Callable[[object], Any]
 _MAX_ACREAGE = Decimal("99999999.9999")  # Numeric(12, 4)
 _ACREAGE_QUANTUM = Decimal("0.0001")
@@ -190,7 +192,11 @@ def extract_typed_row(data: Mapping[str, object]) -> tuple[list[Any], list[str]]
                     continue
             elif _is_blank(value):
                 continue
-            parsed = parse(value)
+            try:
+                parsed = parse(value)
+            except Exception:  # a parser bug must cost one value, never an item
+                logger.exception("parser for %s raised on a value", TYPED_COLUMNS[index])
+                parsed = None
             if parsed is None:
                 unparsed.append(TYPED_COLUMNS[index])
             else:

@@ -19,11 +19,18 @@ from functools import lru_cache
 from typing import Any
 
 from services.errors import InvalidInput
+from services.ingest.fields import extract_typed_row
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
+from services.text_checks import text_problem
 
 # A scrape stamped in the future would lock its parcel against every real later scrape.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Before parcels were scraped at all: an earlier stamp is a client bug (or a 0 epoch).
+EARLIEST_SCRAPE = datetime(1990, 1, 1, tzinfo=UTC)
 MAX_PARCEL_ID_CHARS = 128
+MAX_NAME_CHARS = 64  # state, county
+# A result may carry the page itself (``raw_html``); far larger is a client bug, not a parcel.
+MAX_DATA_BYTES = 2 * 1024 * 1024
 _PLATFORM = re.compile(r"^[a-z0-9_]{1,64}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -49,9 +56,11 @@ class ResultItem:
     data: dict[str, Any]
     data_json: str  # canonical JSON of data (sorted keys), what is stored and hashed
     data_hash: str  # sha256 of data_json
-    scraped_at: datetime  # timezone-aware
+    scraped_at: datetime  # in UTC
     parse_duration_ms: float | None
     raw_html_hash: str | None
+    typed: tuple[Any, ...]  # typed column values, in TYPED_COLUMNS order
+    unparsed: tuple[str, ...]  # typed columns whose value did not parse (kept in data)
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -75,7 +84,11 @@ class ResultItem:
 def validate_result_items(
     raw_items: Sequence[object], *, now: datetime | None = None
 ) -> tuple[list[ResultItem], list[ItemError]]:
-    """Valid items in order, and an error (index, reason) for each rejected one."""
+    """Valid items in order, and an error (index, reason) for each rejected one.
+
+    The one validation of a result item, complete: what passes here can be written (typed
+    parsing included), so the API refuses at the edge what the ingest would fail on.
+    """
     now = now or datetime.now(UTC)
     items: list[ResultItem] = []
     errors: list[ItemError] = []
@@ -106,6 +119,7 @@ def validate_result_item(raw: object, *, now: datetime) -> ResultItem:
         key = parcel_key(parcel_id)
     except InvalidInput as exc:
         raise ItemRejected(exc.message) from exc
+    typed, unparsed = extract_typed_row(data)
     return ResultItem(
         task_id=check_task_id(raw.get("task_id")),
         parcel_id=parcel_id,
@@ -119,6 +133,8 @@ def validate_result_item(raw: object, *, now: datetime) -> ResultItem:
         scraped_at=check_scraped_at(raw.get("scraped_at"), now=now),
         parse_duration_ms=_duration(raw.get("parse_duration_ms")),
         raw_html_hash=_raw_html_hash(raw.get("raw_html_hash")),
+        typed=tuple(typed),
+        unparsed=tuple(unparsed),
     )
 
 
@@ -142,6 +158,8 @@ def _canonical_json(data: dict[str, Any]) -> tuple[str, str]:
         raise ItemRejected(f"data: not storable as JSON ({exc})") from exc
     if "\\u0000" in text:
         raise ItemRejected("data: contains a NUL character")
+    if len(encoded) > MAX_DATA_BYTES:
+        raise ItemRejected(f"data: larger than {MAX_DATA_BYTES} bytes as JSON")
     return text, hashlib.sha256(encoded).hexdigest()
 
 
@@ -149,6 +167,8 @@ def _required_text(raw: dict[str, Any], name: str) -> str:
     value = raw.get(name)
     if not isinstance(value, str) or not value.strip():
         raise ItemRejected(f"{name}: required text")
+    if problem := text_problem(value, max_chars=MAX_NAME_CHARS):
+        raise ItemRejected(f"{name}: {problem}")
     return value
 
 
@@ -158,10 +178,8 @@ def check_parcel_id(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ItemRejected("parcel_id: required text")
     text = value.strip()
-    if "\x00" in text:
-        raise ItemRejected("parcel_id: contains a NUL character")
-    if len(text) > MAX_PARCEL_ID_CHARS:
-        raise ItemRejected(f"parcel_id: longer than {MAX_PARCEL_ID_CHARS} characters")
+    if problem := text_problem(text, max_chars=MAX_PARCEL_ID_CHARS):
+        raise ItemRejected(f"parcel_id: {problem}")
     return text
 
 
@@ -183,7 +201,8 @@ def check_platform(value: object) -> str:
 
 
 def check_scraped_at(value: object, *, now: datetime) -> datetime:
-    if not isinstance(value, str):
+    """The stamp in UTC: PostgreSQL refuses some offsets Python accepts (``+20:00``)."""
+    if not isinstance(value, str) or len(value) > 64:
         raise ItemRejected("scraped_at: required ISO 8601 timestamp")
     try:
         stamp = datetime.fromisoformat(value.strip())
@@ -191,8 +210,14 @@ def check_scraped_at(value: object, *, now: datetime) -> datetime:
         raise ItemRejected(f"scraped_at: {value[:40]!r} is not an ISO 8601 timestamp") from exc
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)  # scrapers stamp in UTC
+    try:
+        stamp = stamp.astimezone(UTC)
+    except OverflowError as exc:  # year 1 with a negative offset, year 9999 with a positive
+        raise ItemRejected(f"scraped_at: {value[:40]!r} is out of range") from exc
     if stamp > now + MAX_CLOCK_SKEW:
         raise ItemRejected(f"scraped_at: {value[:40]!r} is in the future")
+    if stamp < EARLIEST_SCRAPE:
+        raise ItemRejected(f"scraped_at: {value[:40]!r} is before {EARLIEST_SCRAPE.year}")
     return stamp
 
 

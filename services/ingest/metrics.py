@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from db.models.ingest_rejects import RejectReason
 from settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 ROWS_KEY = "gateway:metrics:ingest_rows"  # outcome -> rows
 UNPARSED_KEY = "gateway:metrics:ingest_unparsed"  # typed column -> values
+REJECTS_KEY = "gateway:metrics:ingest_rejects"  # reason code -> items
 OUTCOMES = ("inserted", "updated", "unchanged", "stale", "rejected")
 METRICS_REDIS_TIMEOUT_S = 2.0
 
@@ -37,39 +40,52 @@ def metrics_redis() -> redis.Redis:
 
 
 def record_ingest_counts(
-    client: redis.Redis, counts: Mapping[str, int], unparsed: Mapping[str, int]
+    client: redis.Redis,
+    counts: Mapping[str, int],
+    unparsed: Mapping[str, int],
+    rejects: Mapping[str, int] | None = None,
 ) -> None:
-    """Add one chunk's row outcomes and unparsed values to the shared totals."""
+    """Add one chunk's row outcomes, unparsed values and rejects to the shared totals."""
     pipe = client.pipeline(transaction=False)
-    for outcome, rows in counts.items():
-        if rows:
-            pipe.hincrby(ROWS_KEY, outcome, rows)
-    for column, values in unparsed.items():
-        if values:
-            pipe.hincrby(UNPARSED_KEY, column, values)
+    for key, figures in ((ROWS_KEY, counts), (UNPARSED_KEY, unparsed), (REJECTS_KEY, rejects)):
+        for name, value in (figures or {}).items():
+            if value:
+                pipe.hincrby(key, name, value)
     pipe.execute()
 
 
 def record_ingest_counts_safely(
-    client: redis.Redis, counts: Mapping[str, int], unparsed: Mapping[str, int]
+    client: redis.Redis,
+    counts: Mapping[str, int],
+    unparsed: Mapping[str, int],
+    rejects: Mapping[str, int] | None = None,
 ) -> None:
     """``record_ingest_counts``, but a Redis outage costs only these figures, logged: the
     rows are already committed and the caller's answer must not depend on a counter."""
     try:
-        record_ingest_counts(client, counts, unparsed)
+        record_ingest_counts(client, counts, unparsed, rejects)
     except redis.RedisError as exc:
         logger.warning("ingest counters not recorded (%s): %s", exc, dict(counts))
 
 
-def read_ingest_counts(client: redis.Redis) -> tuple[dict[str, int], dict[str, int]]:
-    """(rows by outcome, unparsed values by column); every outcome present, 0 if none yet."""
+@dataclass(frozen=True)
+class IngestCounts:
+    rows: dict[str, int]  # by outcome, every outcome present
+    unparsed: dict[str, int]  # by typed column
+    rejects: dict[str, int]  # by reason code, every reason present
+
+
+def read_ingest_counts(client: redis.Redis) -> IngestCounts:
+    """The shared totals; 0 for an outcome or reason not seen yet."""
     pipe = client.pipeline(transaction=False)
-    pipe.hgetall(ROWS_KEY)
-    pipe.hgetall(UNPARSED_KEY)
-    rows_raw, unparsed_raw = pipe.execute()
+    for key in (ROWS_KEY, UNPARSED_KEY, REJECTS_KEY):
+        pipe.hgetall(key)
+    rows_raw, unparsed_raw, rejects_raw = pipe.execute()
     rows = dict.fromkeys(OUTCOMES, 0)
     rows.update({_text(k): int(v) for k, v in rows_raw.items()})
-    return rows, {_text(k): int(v) for k, v in unparsed_raw.items()}
+    rejects = dict.fromkeys((reason.value for reason in RejectReason), 0)
+    rejects.update({_text(k): int(v) for k, v in rejects_raw.items()})
+    return IngestCounts(rows, {_text(k): int(v) for k, v in unparsed_raw.items()}, rejects)
 
 
 def _text(value: bytes | str) -> str:
@@ -85,19 +101,20 @@ class IngestMetricsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            rows, unparsed = read_ingest_counts(self._client_factory())
+            counts = read_ingest_counts(self._client_factory())
         except redis.RedisError as exc:
             # A scrape without these series beats a failed scrape of every other metric.
             logger.warning("ingest metrics unavailable: %s", exc)
             return
-        yield from ingest_metric_families(rows, unparsed)
+        yield from ingest_metric_families(counts)
 
     def describe(self) -> Iterator[Metric]:
         # Names only, so registering the collector does not read Redis.
-        yield from ingest_metric_families({}, {})
+        yield from ingest_metric_families(IngestCounts({}, {}, {}))
 
 
-def ingest_metric_families(rows: dict[str, int], unparsed: dict[str, int]) -> Iterator[Metric]:
+def ingest_metric_families(counts: IngestCounts) -> Iterator[Metric]:
+    rows, unparsed = counts.rows, counts.unparsed
     rows_family = CounterMetricFamily(
         "gateway_ingest_rows", "Result rows ingested, by outcome", labels=["outcome"]
     )
@@ -112,3 +129,11 @@ def ingest_metric_families(rows: dict[str, int], unparsed: dict[str, int]) -> It
     for column, value in sorted(unparsed.items()):
         unparsed_family.add_metric([column], value)
     yield unparsed_family
+    rejects_family = CounterMetricFamily(
+        "gateway_ingest_rejects",
+        "Accepted result items recorded in ingest_rejects instead of parcels, by reason",
+        labels=["reason"],
+    )
+    for reason, value in sorted(counts.rejects.items()):
+        rejects_family.add_metric([reason], value)
+    yield rejects_family

@@ -21,6 +21,11 @@ MIN_YEAR, MAX_YEAR = 1800, 2100
 _MONEY_NOISE = re.compile(r"[\s$]|usd", re.IGNORECASE)
 _AMOUNT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+")
 _MAX_AMOUNT_CHARS = 64  # far beyond MAX_MONEY; keeps the work per value bounded
+# No typed value is longer; a longer one stays in ``data`` only. It also keeps every parser's
+# work per value bounded (and under Python's 4,300-digit limit on int(str)).
+MAX_NUMBER_CHARS = 64
+# Names and addresses longer than this are not names or addresses: kept in ``data`` only.
+MAX_TEXT_CHARS = 1000
 _NUMBER_PREFIX = re.compile(r"[-+]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?(?:\.[0-9]+)?")
 # What may not follow a leading number: more of a number ("2,0000", "1.2.3", "1e5").
 _NUMBER_CONTINUES = re.compile(r"[0-9_]|[,.][0-9]|[eE][-+]?[0-9]")
@@ -52,7 +57,7 @@ def parse_money(value: object) -> Decimal | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return _bounded_money(Decimal(str(value)))
+        return _bounded_money(_decimal_of_number(value))
     if isinstance(value, str):  # a str subclass
         return _parse_money_text(value)
     return None
@@ -80,26 +85,33 @@ def _parse_money_text(value: str) -> Decimal | None:
     return (-amount if is_negative else amount).quantize(_CENT)
 
 
-def _bounded_money(amount: Decimal) -> Decimal | None:
-    if not amount.is_finite() or abs(amount) > MAX_MONEY:
+def _decimal_of_number(value: int | float) -> Decimal | None:
+    """A JSON number as a Decimal; ``None`` for one too long to be a value (a 5,000-digit int)."""
+    if isinstance(value, int) and not -(10**MAX_NUMBER_CHARS) < value < 10**MAX_NUMBER_CHARS:
+        return None
+    return Decimal(str(value))
+
+
+def _bounded_money(amount: Decimal | None) -> Decimal | None:
+    if amount is None or not amount.is_finite() or abs(amount) > MAX_MONEY:
         return None
     return amount.quantize(_CENT)
 
 
 def parse_number(value: object) -> Decimal | None:
     """The leading number of ``"1,850 sqft"``, ``"0.52 ac"``, ``"2,000"``, ``1850``."""
-    if type(value) is str:
+    if isinstance(value, str):
         text = value.strip()
+        if len(text) > MAX_NUMBER_CHARS:
+            return None
         if text.isascii() and text.isdigit():  # "2025": no regex needed
             return Decimal(text)
         return _leading_number(text)
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = Decimal(str(value))
-        return number if number.is_finite() else None
-    if isinstance(value, str):  # a str subclass
-        return _leading_number(value.strip())
+        number = _decimal_of_number(value)
+        return number if number is not None and number.is_finite() else None
     return None
 
 
@@ -118,7 +130,9 @@ def _leading_number(text: str) -> Decimal | None:
 
 def parse_int(value: object, *, low: int, high: int) -> int | None:
     """A whole number within ``[low, high]`` (``"2,024"`` → 2024; ``"2024.0"`` → 2024)."""
-    if type(value) is str and value.isascii() and value.isdigit():  # "2025": the common case
+    if type(value) is str and value.isdigit() and value.isascii():  # "2025": the common case
+        if len(value) > MAX_NUMBER_CHARS:
+            return None
         whole = int(value)
         return whole if low <= whole <= high else None
     number = parse_number(value)
@@ -130,7 +144,7 @@ def parse_int(value: object, *, low: int, high: int) -> int | None:
 
 def parse_date(value: object) -> date | None:
     """``"12/31/2024"``, ``"12-31-24"``, ``"2024-12-31"`` (or ISO datetime), ``"Dec 31, 2024"``."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_NUMBER_CHARS:
         return None
     text = value.strip()
     if match := _US_DATE.match(text):
@@ -173,8 +187,10 @@ def parse_bool(value: object) -> bool | None:
 def parse_zip(value: object) -> str | None:
     """``"32680"``, ``"32680-1234"``, ``"326801234"`` (→ ``"32680-1234"``), ``32680``."""
     if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= 999_999_999:
+            return None
         value = f"{value:05d}"
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_NUMBER_CHARS:
         return None
     match = _ZIP.match(value.strip())
     if match is None:
@@ -183,18 +199,24 @@ def parse_zip(value: object) -> str | None:
 
 
 def parse_text(value: object) -> str | None:
-    """A non-empty string with its whitespace collapsed; numbers become their text."""
+    """A non-empty string with its whitespace collapsed; numbers become their text.
+
+    Longer than ``MAX_TEXT_CHARS``: ``None`` (the value stays in ``data``, reported as unparsed).
+    """
     if isinstance(value, str):
+        if len(value) > MAX_TEXT_CHARS * 4:  # before the copy: whitespace could collapse it
+            return None
         text = " ".join(value.split())
-        return text or None
+        return text if 0 < len(text) <= MAX_TEXT_CHARS else None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
+        number = _decimal_of_number(value)
+        return None if number is None else str(value)
     return None
 
 
 def parse_timestamp(value: object) -> datetime | None:
     """An ISO 8601 timestamp (``Z`` accepted)."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_NUMBER_CHARS:
         return None
     try:
         return datetime.fromisoformat(value.strip())
