@@ -119,7 +119,10 @@ def _report(held: Sequence[HeldMessage], result: BatchResult) -> None:
             app.backend.store_result(message.message_id, outcome, states.SUCCESS)
     if result.rejects:
         logger.warning("ingest recorded rejects: %s", dict(result.rejects))
-    record_ingest_counts_safely(metrics_redis(), result.totals(), result.unparsed, result.rejects)
+    totals = result.totals()
+    record_ingest_counts_safely(
+        metrics_redis(), totals, result.unparsed, result.rejects, chunk_items=sum(totals.values())
+    )
 
 
 class BatchedIngestTask(Task):  # type: ignore[misc]

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 ROWS_KEY = "gateway:metrics:ingest_rows"  # outcome -> rows
 UNPARSED_KEY = "gateway:metrics:ingest_unparsed"  # typed column -> values
 REJECTS_KEY = "gateway:metrics:ingest_rejects"  # reason code -> items
+CHUNKS_KEY = "gateway:metrics:ingest_chunks"  # "chunks", "items": chunks written and their items
 OUTCOMES = ("inserted", "updated", "unchanged", "stale", "rejected")
 METRICS_REDIS_TIMEOUT_S = 2.0
 
@@ -44,9 +45,14 @@ def record_ingest_counts(
     counts: Mapping[str, int],
     unparsed: Mapping[str, int],
     rejects: Mapping[str, int] | None = None,
+    *,
+    chunk_items: int = 0,
 ) -> None:
     """Add one chunk's row outcomes, unparsed values and rejects to the shared totals."""
     pipe = client.pipeline(transaction=False)
+    if chunk_items:
+        pipe.hincrby(CHUNKS_KEY, "chunks", 1)
+        pipe.hincrby(CHUNKS_KEY, "items", chunk_items)
     for key, figures in ((ROWS_KEY, counts), (UNPARSED_KEY, unparsed), (REJECTS_KEY, rejects)):
         for name, value in (figures or {}).items():
             if value:
@@ -59,11 +65,13 @@ def record_ingest_counts_safely(
     counts: Mapping[str, int],
     unparsed: Mapping[str, int],
     rejects: Mapping[str, int] | None = None,
+    *,
+    chunk_items: int = 0,
 ) -> None:
     """``record_ingest_counts``, but a Redis outage costs only these figures, logged: the
     rows are already committed and the caller's answer must not depend on a counter."""
     try:
-        record_ingest_counts(client, counts, unparsed, rejects)
+        record_ingest_counts(client, counts, unparsed, rejects, chunk_items=chunk_items)
     except redis.RedisError as exc:
         logger.warning("ingest counters not recorded (%s): %s", exc, dict(counts))
 
@@ -73,19 +81,23 @@ class IngestCounts:
     rows: dict[str, int]  # by outcome, every outcome present
     unparsed: dict[str, int]  # by typed column
     rejects: dict[str, int]  # by reason code, every reason present
+    chunks: int = 0  # chunks the ingest workers wrote
+    chunk_items: int = 0  # items in them
 
 
 def read_ingest_counts(client: redis.Redis) -> IngestCounts:
     """The shared totals; 0 for an outcome or reason not seen yet."""
     pipe = client.pipeline(transaction=False)
-    for key in (ROWS_KEY, UNPARSED_KEY, REJECTS_KEY):
+    for key in (ROWS_KEY, UNPARSED_KEY, REJECTS_KEY, CHUNKS_KEY):
         pipe.hgetall(key)
-    rows_raw, unparsed_raw, rejects_raw = pipe.execute()
+    rows_raw, unparsed_raw, rejects_raw, chunks_raw = pipe.execute()
+    chunks = {_text(k): int(v) for k, v in chunks_raw.items()}
     rows = dict.fromkeys(OUTCOMES, 0)
     rows.update({_text(k): int(v) for k, v in rows_raw.items()})
     rejects = dict.fromkeys((reason.value for reason in RejectReason), 0)
     rejects.update({_text(k): int(v) for k, v in rejects_raw.items()})
-    return IngestCounts(rows, {_text(k): int(v) for k, v in unparsed_raw.items()}, rejects)
+    unparsed = {_text(k): int(v) for k, v in unparsed_raw.items()}
+    return IngestCounts(rows, unparsed, rejects, chunks.get("chunks", 0), chunks.get("items", 0))
 
 
 def _text(value: bytes | str) -> str:
@@ -137,3 +149,13 @@ def ingest_metric_families(counts: IngestCounts) -> Iterator[Metric]:
     for reason, value in sorted(counts.rejects.items()):
         rejects_family.add_metric([reason], value)
     yield rejects_family
+    yield CounterMetricFamily(
+        "gateway_ingest_chunks",
+        "Chunks the ingest workers wrote (one COPY and one statement each)",
+        value=counts.chunks,
+    )
+    yield CounterMetricFamily(
+        "gateway_ingest_chunk_items",
+        "Result items in the chunks written; divided by chunks, the mean chunk size",
+        value=counts.chunk_items,
+    )
