@@ -7,7 +7,12 @@ import sys
 
 from bench.environment import bench_servers
 
-BENCHMARKS = ("ingest", "search", "dispatch")
+BENCHMARKS = {
+    "ingest": "ingest",
+    "search": "search",
+    "dispatch": "dispatch",
+    "celery": "celery_path",
+}
 
 
 def main(argv: list[str]) -> int:
@@ -17,7 +22,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}\n")
         return 2
     for name in names:
-        module = importlib.import_module(f"bench.{name}")
+        module = importlib.import_module(f"bench.{BENCHMARKS[name]}")
         with bench_servers():
             module.run()
     return 0

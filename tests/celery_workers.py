@@ -54,13 +54,14 @@ def start_worker(
     concurrency: int = 1,
     extra_env: dict[str, str] | None = None,
     ready_timeout_s: float = 60.0,
+    app_module: str = "tasks.app",
 ) -> WorkerProcess:
     from tasks.app import app
 
     name = f"w-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
     log_path = log_dir / f"{name.split('@')[0]}.log"
     command = [
-        sys.executable, "-m", "celery", "-A", "tasks.app", "worker",
+        sys.executable, "-m", "celery", "-A", app_module, "worker",
         "-Q", ",".join(queues), "-n", name, "-c", str(concurrency), "-P", "prefork",
         "-E", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
     ]  # fmt: skip
