@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from db.session import configure_engine
 from gateway_api.dispatch_metrics import install_dispatch_metrics
-from gateway_api.errors import install_error_handlers
+from gateway_api.errors import ERROR_RESPONSES, install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
 from gateway_api.routes import (
@@ -34,6 +34,7 @@ def create_app() -> FastAPI:
         title="Taxlien Gateway",
         version="1.0.0",
         description="Task distribution for the parcel-scraping fleet and public parcel search.",
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
     install_public_api(app)
