@@ -11,6 +11,7 @@ from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
 from gateway_api.routes import (
     admin_dead_letters,
+    admin_platforms,
     admin_tasks,
     admin_workers,
     health,
@@ -44,5 +45,6 @@ def create_app() -> FastAPI:
     app.include_router(raw_files.router)
     for router in (work, task_leases, heartbeat, admin_tasks, admin_dead_letters, admin_workers):
         app.include_router(router.router)
+    app.include_router(admin_platforms.router)
     install_dispatch_metrics()
     return app
