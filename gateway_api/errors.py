@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from observability.request_context import get_request_id
 from services.errors import ErrorCode, ServiceError
+from services.public.quotas import QuotaError, TierRestricted
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +93,14 @@ def error_response(
     *,
     details: Any = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    """The envelope; ``extra`` adds top-level fields an original client expects."""
     error: dict[str, Any] = {"code": public_error_code(code), "message": message}
     if details is not None:
         error["details"] = jsonable_encoder(details)
     return JSONResponse(
-        {"error": error, "request_id": get_request_id()},
+        {"error": error, "request_id": get_request_id(), **(extra or {})},
         status_code=status_code,
         headers=dict(headers) if headers else None,
     )
@@ -112,9 +115,20 @@ def _describe_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, 
 
 async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = getattr(exc, "headers", None)
+    headers = dict(getattr(exc, "headers", None) or {})
+    extra: dict[str, Any] = {}
+    if isinstance(exc, QuotaError | TierRestricted):
+        # The original answered a tier limit with {"detail": {"code": "TIER_LIMIT_EXCEEDED",
+        # "message"}}; its clients read detail.code, so the envelope carries that too.
+        extra["detail"] = {"code": ErrorCode.TIER_LIMIT_EXCEEDED.value, "message": exc.message}
+        headers["X-Upgrade-Required"] = "true"
     return error_response(
-        exc.status_code, exc.code, exc.message, details=exc.details, headers=headers
+        exc.status_code,
+        exc.code,
+        exc.message,
+        details=exc.details,
+        headers=headers or None,
+        extra=extra,
     )
 
 

@@ -129,6 +129,8 @@ def test_each_tier_daily_search_quota_ends_in_403_naming_the_next_tier(
     error = response.json()["error"]
     next_tier = tier_names()[tier_names().index(tier_name) + 1]
     assert error["code"] == "TIER_LIMIT_EXCEEDED"
+    assert response.json()["detail"]["code"] == "TIER_LIMIT_EXCEEDED"  # the original's place
+    assert response.headers["X-Upgrade-Required"] == "true"
     assert error["details"]["allowed_by_tier"] == next_tier
     assert f"tier {next_tier!r}" in error["message"]
     assert error["details"]["used"] == limit
@@ -161,6 +163,7 @@ def test_a_feature_outside_the_tier_is_403_naming_the_tier_that_has_it(
     assert response.status_code == 403
     error = response.json()["error"]
     assert error["code"] == "FORBIDDEN"
+    assert response.json()["detail"]["code"] == "TIER_LIMIT_EXCEEDED"  # as the original said
     assert error["details"] == {
         "tier": "anonymous",
         "feature": "history",
