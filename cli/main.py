@@ -35,6 +35,7 @@ def register_commands() -> None:
     main.add_command(api_keys_group)
     from cli.dead_letters import dead_letters_group
     from cli.enqueue import enqueue_command
+    from cli.legacy_import import import_legacy_command
     from cli.platforms import platforms_group
     from cli.workers import workers_group
 
@@ -42,6 +43,7 @@ def register_commands() -> None:
     main.add_command(dead_letters_group)
     main.add_command(workers_group)
     main.add_command(platforms_group)
+    main.add_command(import_legacy_command)
 
 
 register_commands()
