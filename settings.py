@@ -6,6 +6,7 @@ malformed value into one clear line (``ConfigurationError``) instead of a traceb
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
 VISIBILITY_MARGIN_S = 60
+# scheme://host[:port], no path: what a browser sends as Origin.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")
 
 
 # --- public API /v1: tiers (features are the daily quota counters) ----------------------------
@@ -172,13 +175,24 @@ class GatewaySettings(BaseSettings):
     public_search_timeout_ms: int = Field(default=3000, ge=100)
     # last_used_at of an API key is written at most this often (not on every request).
     public_key_touch_interval_s: int = Field(default=60, ge=1)
+    # Browser origins allowed to call the API (CORS), e.g. "https://app.taxlien.online";
+    # a comma list, none by default.
+    public_cors_origins: CommaList = Field(default_factory=list)
 
-    @field_validator("worker_tokens", "admin_tokens", mode="before")
+    @field_validator("worker_tokens", "admin_tokens", "public_cors_origins", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("public_cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return [origin.rstrip("/") for origin in value]
 
     @field_validator("public_tiers")
     @classmethod

@@ -22,7 +22,7 @@ class GatewayGroup(click.Group):
 
 @click.group(cls=GatewayGroup)
 def main() -> None:
-    """Operate the Taxlien Gateway: enqueue work, inspect dead letters, manage workers and keys."""
+    """Operate the Taxlien Gateway: enqueue work, dead letters, platforms, workers, keys."""
 
 
 def register_commands() -> None:
@@ -36,12 +36,16 @@ def register_commands() -> None:
     from cli.dead_letters import dead_letters_group
     from cli.enqueue import enqueue_command
     from cli.ingest_rejects import ingest_rejects_group
+    from cli.legacy_import import import_legacy_command
+    from cli.platforms import platforms_group
     from cli.workers import workers_group
 
     main.add_command(enqueue_command)
     main.add_command(dead_letters_group)
     main.add_command(workers_group)
     main.add_command(ingest_rejects_group)
+    main.add_command(platforms_group)
+    main.add_command(import_legacy_command)
 
 
 register_commands()

@@ -6,12 +6,13 @@ from fastapi import FastAPI
 
 from db.session import configure_engine
 from gateway_api.dispatch_metrics import install_dispatch_metrics
-from gateway_api.errors import install_error_handlers
+from gateway_api.errors import ERROR_RESPONSES, install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
 from gateway_api.routes import (
     admin_dead_letters,
     admin_ingest_rejects,
+    admin_platforms,
     admin_tasks,
     admin_workers,
     health,
@@ -35,6 +36,7 @@ def create_app() -> FastAPI:
         title="Taxlien Gateway",
         version="1.0.0",
         description="Task distribution for the parcel-scraping fleet and public parcel search.",
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
     install_public_api(app)
@@ -52,5 +54,6 @@ def create_app() -> FastAPI:
         admin_workers,
     ):
         app.include_router(router.router)
+    app.include_router(admin_platforms.router)
     install_dispatch_metrics()
     return app

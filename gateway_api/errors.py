@@ -1,35 +1,89 @@
-"""Every error leaves the API in one envelope: {"error": {code, message, details?}, request_id}."""
+"""Every error leaves the API in one envelope: {"error": {code, message, details?}, request_id}.
+
+Codes are the original gateway's UPPER_SNAKE ones (``services.errors.ErrorCode``); the
+envelope is documented on every route of the OpenAPI as ``ErrorEnvelope``.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from observability.request_context import get_request_id
-from services.errors import ServiceError
+from services.errors import ErrorCode, ServiceError
+from services.public.quotas import QuotaError, TierRestricted
 
 logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_input",
-    429: "rate_limited",
-    503: "service_unavailable",
+    400: ErrorCode.INVALID_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_ERROR,
+    429: ErrorCode.RATE_LIMIT_EXCEEDED,
+    500: ErrorCode.INTERNAL_ERROR,
+    502: ErrorCode.SERVICE_UNAVAILABLE,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
 }
+# Lower-case codes a service error may still carry, and what the original calls them.
+_RENAMED_CODES = {
+    "invalid_input": ErrorCode.VALIDATION_ERROR,
+    "bad_request": ErrorCode.INVALID_REQUEST,
+    "rate_limited": ErrorCode.RATE_LIMIT_EXCEEDED,
+    "quota_exceeded": ErrorCode.TIER_LIMIT_EXCEEDED,
+    "tier_restricted": ErrorCode.FORBIDDEN,
+}
+
+
+class ErrorBody(BaseModel):
+    code: ErrorCode = Field(description="Stable, UPPER_SNAKE as the original gateway spelled it")
+    message: str = Field(description="What went wrong, naming the field or id concerned")
+    details: Any = Field(None, description="Structured extras, e.g. the invalid fields")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorBody
+    request_id: str = Field(description="Also in the X-Request-ID header")
+
+
+# Every route may answer these; FastAPI's own 422 schema ({"detail": [...]}) is replaced too.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "Client error"},
+    "5XX": {"model": ErrorEnvelope, "description": "Server error or dependency down"},
+}
+
+
+def public_error_code(code: str) -> str:
+    """``code`` as clients see it: the original's UPPER_SNAKE spelling."""
+    if code.isupper():
+        return code
+    return _RENAMED_CODES.get(code) or code.upper()
+
+
+def code_for_status(status_code: int) -> str:
+    known = _HTTP_CODES.get(status_code)
+    if known is not None:
+        return known
+    try:
+        return HTTPStatus(status_code).name
+    except ValueError:
+        return "HTTP_ERROR"
 
 
 def error_response(
@@ -39,12 +93,14 @@ def error_response(
     *,
     details: Any = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    error: dict[str, Any] = {"code": code, "message": message}
+    """The envelope; ``extra`` adds top-level fields an original client expects."""
+    error: dict[str, Any] = {"code": public_error_code(code), "message": message}
     if details is not None:
         error["details"] = jsonable_encoder(details)
     return JSONResponse(
-        {"error": error, "request_id": get_request_id()},
+        {"error": error, "request_id": get_request_id(), **(extra or {})},
         status_code=status_code,
         headers=dict(headers) if headers else None,
     )
@@ -59,16 +115,27 @@ def _describe_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, 
 
 async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = getattr(exc, "headers", None)
+    headers = dict(getattr(exc, "headers", None) or {})
+    extra: dict[str, Any] = {}
+    if isinstance(exc, QuotaError | TierRestricted):
+        # The original answered a tier limit with {"detail": {"code": "TIER_LIMIT_EXCEEDED",
+        # "message"}}; its clients read detail.code, so the envelope carries that too.
+        extra["detail"] = {"code": ErrorCode.TIER_LIMIT_EXCEEDED.value, "message": exc.message}
+        headers["X-Upgrade-Required"] = "true"
     return error_response(
-        exc.status_code, exc.code, exc.message, details=exc.details, headers=headers
+        exc.status_code,
+        exc.code,
+        exc.message,
+        details=exc.details,
+        headers=headers or None,
+        extra=extra,
     )
 
 
 async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    code = code_for_status(exc.status_code)
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
@@ -77,7 +144,7 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     details = _describe_validation_errors(list(exc.errors()))
     first = details[0] if details else {"field": "request", "message": "invalid"}
     message = f"{first['field']}: {first['message']}"
-    return error_response(422, "invalid_input", message, details=details)
+    return error_response(422, ErrorCode.VALIDATION_ERROR, message, details=details)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway_api.errors import error_response
 from gateway_api.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE
 from observability.request_context import REQUEST_ID_HEADER, sanitize_request_id, set_request_id
+from services.errors import ErrorCode
 
 logger = logging.getLogger("gateway_api.requests")
 
@@ -53,7 +54,7 @@ class RequestContextMiddleware:
             logger.exception("unhandled error on %s %s", scope["method"], _route_template(scope))
             if status_holder["started"]:
                 raise
-            response = error_response(500, "internal_error", "internal server error")
+            response = error_response(500, ErrorCode.INTERNAL_ERROR, "internal server error")
             await response(scope, receive, send_with_request_id)
         finally:
             path = _route_template(scope)

@@ -80,19 +80,38 @@ def _take_token(request: Request, identity: str, tier: Tier) -> None:
         raise error
 
 
+def presented_api_key(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The key from ``X-API-Key`` or ``Authorization: Bearer <key>`` (the original's header);
+    another scheme is not a key. Two different keys are refused rather than one picked."""
+    bearer = None
+    if authorization:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            bearer = credentials.strip()
+    if x_api_key and bearer and x_api_key != bearer:
+        raise invalid_parameter(
+            "Authorization", "carries another key than X-API-Key; send the key once"
+        )
+    return x_api_key or bearer
+
+
 def require_public_client(
     request: Request,
     session: SessionDep,
     x_api_key: Annotated[str | None, Header(description="Your API key; none = anonymous")] = None,
+    authorization: Annotated[
+        str | None, Header(description="`Bearer <API key>`, as X-API-Key")
+    ] = None,
 ) -> PublicClient:
     address = request.client.host if request.client else "unknown"
-    if not x_api_key:
+    key = presented_api_key(x_api_key, authorization)
+    if not key:
         client = PublicClient(f"ip:{address}", get_tier(ANONYMOUS_TIER), None)
         _take_token(request, client.identity, client.tier)
         return client
     try:
         record = authenticate_api_key(
-            session, x_api_key, touch_interval_s=get_settings().public_key_touch_interval_s
+            session, key, touch_interval_s=get_settings().public_key_touch_interval_s
         )
     except Unauthorized:
         # A bad key costs the caller's IP an anonymous token: key guessing is rate limited.

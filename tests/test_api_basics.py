@@ -39,11 +39,11 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
 
 
 def test_unknown_route_is_a_404_envelope(api_client: TestClient) -> None:
-    assert_envelope(api_client.get("/no/such/route"), 404, "not_found")
+    assert_envelope(api_client.get("/no/such/route"), 404, "NOT_FOUND")
 
 
 def test_wrong_method_is_a_405_envelope(api_client: TestClient) -> None:
-    assert_envelope(api_client.delete("/health"), 405, "method_not_allowed")
+    assert_envelope(api_client.delete("/health"), 405, "METHOD_NOT_ALLOWED")
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def probe_app(api_app: FastAPI) -> FastAPI:
 
 def test_validation_errors_are_a_422_envelope_naming_the_field(probe_app: FastAPI) -> None:
     with TestClient(probe_app, raise_server_exceptions=False) as client:
-        body = assert_envelope(client.get("/probe/boom/not-a-number"), 422, "invalid_input")
+        body = assert_envelope(client.get("/probe/boom/not-a-number"), 422, "VALIDATION_ERROR")
     assert body["error"]["details"][0]["field"] == "path.item_id"
     assert "path.item_id" in body["error"]["message"]
 
@@ -74,7 +74,7 @@ def test_validation_errors_are_a_422_envelope_naming_the_field(probe_app: FastAP
 def test_a_crash_is_a_500_envelope_without_the_stack_trace(probe_app: FastAPI) -> None:
     with TestClient(probe_app, raise_server_exceptions=False) as client:
         response = client.get("/probe/boom/7")
-    body = assert_envelope(response, 500, "internal_error")
+    body = assert_envelope(response, 500, "INTERNAL_ERROR")
     assert "secret" not in response.text and "Traceback" not in response.text
     assert body["error"]["message"] == "internal server error"
 
@@ -86,8 +86,8 @@ def test_worker_routes_need_a_configured_token(probe_app: FastAPI) -> None:
         good = client.get(
             "/probe/worker", headers={"X-Worker-Token": "second-worker-token", "X-Worker-ID": "w9"}
         )
-    assert_envelope(missing, 401, "unauthorized")
-    assert_envelope(wrong, 401, "unauthorized")
+    assert_envelope(missing, 401, "UNAUTHORIZED")
+    assert_envelope(wrong, 401, "UNAUTHORIZED")
     assert good.json() == {"worker_id": "w9"}
 
 
@@ -96,8 +96,8 @@ def test_worker_routes_need_the_worker_to_name_itself(probe_app: FastAPI) -> Non
     with TestClient(probe_app, raise_server_exceptions=False) as client:
         unnamed = client.get("/probe/worker", headers=token)
         blank = client.get("/probe/worker", headers={**token, "X-Worker-ID": "  "})
-    assert "X-Worker-ID" in assert_envelope(unnamed, 422, "invalid_input")["error"]["message"]
-    assert_envelope(blank, 422, "invalid_input")
+    assert "X-Worker-ID" in assert_envelope(unnamed, 422, "VALIDATION_ERROR")["error"]["message"]
+    assert_envelope(blank, 422, "VALIDATION_ERROR")
 
 
 def test_an_empty_token_list_rejects_every_token() -> None:

@@ -85,7 +85,7 @@ def test_requests_with_unknown_or_revoked_keys_are_401(
     assert api_client.get("/v1/usage", headers={"X-API-Key": issued.key}).status_code == 200
     unknown = api_client.get("/v1/usage", headers={"X-API-Key": "tlg_abc_def"})
     assert unknown.status_code == 401
-    assert unknown.json()["error"]["code"] == "unauthorized"
+    assert unknown.json()["error"]["code"] == "UNAUTHORIZED"
     # A bad key costs the caller's address an anonymous token, so guessing is rate limited.
     assert unknown.headers["X-RateLimit-Limit"] == str(get_tier("anonymous").per_minute)
 

@@ -230,7 +230,7 @@ def test_enqueue_needs_the_admin_token(api_client: TestClient) -> None:
     response = api_client.post("/admin/tasks", json={"tasks": []}, headers={"X-Admin-Token": "no"})
 
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.json()["error"]["code"] == "UNAUTHORIZED"
     _ = datetime.now(UTC)
 
 

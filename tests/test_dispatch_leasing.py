@@ -152,7 +152,7 @@ def test_a_poll_finding_every_broker_connection_busy_is_a_503_with_a_retry_hint(
             connection.release()
 
     assert response.status_code == 503, response.text
-    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert response.headers["Retry-After"] == "1"
     assert lease(api_client, worker_headers) == []  # the pool works again once released
 
@@ -297,8 +297,8 @@ def test_batch_complete_reports_each_item(
 
     assert sorted(first["completed"]) == sorted(t["task_id"] for t in tasks[:2])
     assert {(e["task_id"], e["code"]) for e in first["errors"]} == {
-        (tasks[2]["task_id"], "conflict"),
-        (missing, "not_found"),
+        (tasks[2]["task_id"], "CONFLICT"),
+        (missing, "NOT_FOUND"),
     }
     assert second["already_completed"] == [tasks[0]["task_id"]]
     assert_ledger_balanced(db_session, enqueued=3)

@@ -56,7 +56,7 @@ def test_each_tier_gets_its_burst_then_429_with_retry_after_and_headers(
         pass  # drain what refilled meanwhile
 
     assert response.status_code == 429
-    assert response.json()["error"]["code"] == "rate_limited"
+    assert response.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
     assert tier_name in response.json()["error"]["message"]
     assert response.headers["X-RateLimit-Remaining"] == "0"
     assert response.headers["X-RateLimit-Limit"] == str(tier.per_minute)
@@ -128,7 +128,9 @@ def test_each_tier_daily_search_quota_ends_in_403_naming_the_next_tier(
     assert response.status_code == 403
     error = response.json()["error"]
     next_tier = tier_names()[tier_names().index(tier_name) + 1]
-    assert error["code"] == "quota_exceeded"
+    assert error["code"] == "TIER_LIMIT_EXCEEDED"
+    assert response.json()["detail"]["code"] == "TIER_LIMIT_EXCEEDED"  # the original's place
+    assert response.headers["X-Upgrade-Required"] == "true"
     assert error["details"]["allowed_by_tier"] == next_tier
     assert f"tier {next_tier!r}" in error["message"]
     assert error["details"]["used"] == limit
@@ -160,7 +162,8 @@ def test_a_feature_outside_the_tier_is_403_naming_the_tier_that_has_it(
     response = api_client.get(f"/v1/parcels/FL/dixie/{parcel.parcel_id}/history")
     assert response.status_code == 403
     error = response.json()["error"]
-    assert error["code"] == "tier_restricted"
+    assert error["code"] == "FORBIDDEN"
+    assert response.json()["detail"]["code"] == "TIER_LIMIT_EXCEEDED"  # as the original said
     assert error["details"] == {
         "tier": "anonymous",
         "feature": "history",
@@ -238,5 +241,5 @@ def test_without_redis_the_public_api_fails_closed_with_503(
     monkeypatch.setattr(public_access, "get_rate_limiter", lambda: RateLimiter(unreachable))
     response = api_client.get("/v1/search")
     assert response.status_code == 503
-    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert api_client.get("/health").status_code == 200

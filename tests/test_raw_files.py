@@ -72,8 +72,9 @@ def test_an_upload_is_stored_by_digest_and_linked_to_task_and_parcel(
 
     response = upload(api_client, worker_headers, metadata=metadata)
 
-    assert response.status_code == 201
+    assert response.status_code == 200
     body = response.json()
+    assert body["status"] == "ok"  # the original's answer, kept as a subset
     assert body["sha256"] == hashlib.sha256(PAGE).hexdigest()
     assert (body["size_bytes"], body["is_duplicate"]) == (len(PAGE), False)
     assert body["is_compressed"] and body["stored_bytes"] < len(PAGE) // 5  # gzip paid off
@@ -97,6 +98,8 @@ def test_the_same_page_twice_is_stored_once(
 
     assert first["sha256"] == second["sha256"]
     assert (first["is_duplicate"], second["is_duplicate"]) == (False, True)
+    assert second["path"] == first["path"]
+    assert stored_files(storage_root) == [storage_root / first["path"]]
     assert second["stored_bytes"] == first["stored_bytes"]
     assert len([p for p in stored_files(storage_root) if first["sha256"] in p.name]) == 1
     assert len(db_session.execute(select(RawFile)).scalars().all()) == 2
@@ -110,6 +113,8 @@ def test_small_or_incompressible_files_are_stored_as_they_are(
 
     assert body["content_type"] == "application/json"  # sniffed: old clients send no type
     assert (body["is_compressed"], body["stored_bytes"]) == (False, 8)
+    sha = body["sha256"]
+    assert body["path"] == f"{sha[:2]}/{sha[2:4]}/{sha}"
 
 
 def test_metadata_is_optional_for_old_clients(
@@ -117,7 +122,7 @@ def test_metadata_is_optional_for_old_clients(
 ) -> None:
     response = upload(api_client, worker_headers)
 
-    assert response.status_code == 201
+    assert response.status_code == 200
     row = db_session.execute(select(RawFile)).scalar_one()
     assert (row.task_id, row.parcel_key) == (None, None)
 
@@ -169,11 +174,12 @@ def test_client_names_never_become_paths(
         api_client, worker_headers, filename="../../../../tmp/owned.html", metadata=hostile
     )
 
-    assert response.status_code == 201
+    assert response.status_code == 200
     sha = response.json()["sha256"]
     assert [p.relative_to(storage_root).parts[:2] for p in stored_files(storage_root)] == [
         (sha[:2], sha[2:4])
     ]
+    assert "owned" not in response.json()["path"]
     assert not Path("/tmp/owned.html").exists() and not Path("/tmp/owned").exists()
     for bad in ("..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "A" * 64):
         assert api_client.get(f"/admin/raw-files/{bad}", headers=admin_headers).status_code in (

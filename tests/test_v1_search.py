@@ -240,7 +240,7 @@ def test_bad_input_is_422_naming_the_parameter(
     response = client.get("/v1/search", params=params)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
-    assert error["code"] == "invalid_input"
+    assert error["code"] == "VALIDATION_ERROR"
     assert field in error["message"]
     assert any(field in detail["field"] for detail in error["details"])
 

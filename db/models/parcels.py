@@ -80,6 +80,8 @@ class Parcel(Base):
         # Not unique: a second unique index on the identity would raise on concurrent first
         # inserts that ON CONFLICT ON CONSTRAINT uq_parcels_identity does not arbitrate (0006).
         Index("ix_parcels_identity_text", text(identity_text_sql())),
+        # /v1/properties/{parcel_id} names no state or county (0008).
+        Index("ix_parcels_parcel_key", "parcel_key"),
     )
 
 

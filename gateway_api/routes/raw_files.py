@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway_api.auth import AdminDep, WorkerDep
 from gateway_api.deps import SessionDep
@@ -31,6 +31,10 @@ def raw_file_storage() -> RawFileStorage:
 
 
 class RawFileOut(BaseModel):
+    """The original gateway's ``{"status": "ok", "path"}`` plus what was stored."""
+
+    status: Literal["ok"] = "ok"
+    path: str = Field(description="Where the bytes are stored, relative to the raw storage")
     id: int
     sha256: str
     size_bytes: int
@@ -40,9 +44,19 @@ class RawFileOut(BaseModel):
     content_type: str
 
 
-@router.post("/internal/raw-files", status_code=201)
+def stored_path(sha256: str, *, is_compressed: bool) -> str:
+    """``ab/cd/<sha256>[.gz]``: the content-addressed layout of ``LocalFolderStorage``."""
+    name = f"{sha256}.gz" if is_compressed else sha256
+    return f"{sha256[:2]}/{sha256[2:4]}/{name}"
+
+
+@router.post("/internal/raw-files")
 async def post_raw_file(request: Request, worker: WorkerDep, session: SessionDep) -> RawFileOut:
-    """Upload a raw page: multipart ``file`` and optional ``metadata`` JSON; stored by sha256."""
+    """Upload a raw page: multipart ``file`` and optional ``metadata`` JSON; stored by sha256.
+
+    200 as the original answered; the same page uploaded again is stored once (``path`` is
+    the same, ``is_duplicate`` true).
+    """
     settings = get_settings()
     limit = settings.raw_file_max_bytes
     declared = request.headers.get("content-length", "")
@@ -70,7 +84,8 @@ async def post_raw_file(request: Request, worker: WorkerDep, session: SessionDep
         allowed_types=settings.raw_file_content_types,
         worker_id=worker.worker_id,
     )
-    return RawFileOut(**stored.__dict__)
+    path = stored_path(stored.sha256, is_compressed=stored.is_compressed)
+    return RawFileOut(path=path, **stored.__dict__)
 
 
 @router.get(

@@ -13,8 +13,11 @@ from gateway_api.public_access import (
     get_quota_counter,
 )
 from services.public.quotas import next_reset_at
+from services.public.tiers import Feature
 
 router = APIRouter(prefix="/v1", tags=["public"])
+# The original's counter names; other features follow the pattern.
+_ORIGINAL_USAGE_NAMES = {Feature.SEARCH: "daily_search", Feature.DETAIL: "daily_details"}
 
 
 class RateLimitOut(BaseModel):
@@ -31,7 +34,12 @@ class FeatureUsageOut(BaseModel):
 
 
 class UsageOut(BaseModel):
+    user_id: str = Field(description="`anonymous`, or `key:<id>` of your API key")
     tier: str
+    usage: dict[str, int] = Field(
+        description="Today's counts as the original API named them: `daily_search`, "
+        "`daily_details`, ... (the same numbers as `features[].used_today`)"
+    )
     api_key_prefix: str | None = Field(description="null when anonymous")
     rate_limit: RateLimitOut
     features: list[FeatureUsageOut]
@@ -44,7 +52,9 @@ def get_usage(client: PublicClientDep, request: Request) -> UsageOut:
     decision = request.state.public_rate_limit
     usages = get_quota_counter().usage(client.identity, client.tier)
     return UsageOut(
+        user_id=f"key:{client.api_key.id}" if client.api_key else "anonymous",
         tier=client.tier.name,
+        usage={_ORIGINAL_USAGE_NAMES.get(u.feature, f"daily_{u.feature}"): u.used for u in usages},
         api_key_prefix=client.api_key.prefix if client.api_key else None,
         rate_limit=RateLimitOut(
             per_minute=client.tier.per_minute, burst=client.tier.burst, remaining=decision.remaining

@@ -78,11 +78,16 @@ TYPED_FIELDS: dict[str, tuple[Parser, tuple[str, ...]]] = {
         parse_money,
         ("improvement_value", "building_value", "improvements_value", "bldg_value"),
     ),
+    # The fleet's qpublic/beacon parsers send total_due_amount, bid4assets tax_amount_due.
     "total_due": (
-        parse_money, ("total_due", "amount_due", "taxes_due", "tax_due", "balance_due")
+        parse_money,
+        ("total_due", "total_due_amount", "amount_due", "tax_amount_due", "taxes_due",
+         "tax_due", "balance_due"),
     ),
     "tax_year": (_parse_tax_year, ("tax_year", "taxyear")),
-    "is_delinquent": (_parse_delinquent, ("delinquent", "is_delinquent", "delinquent_flag")),
+    "is_delinquent": (
+        _parse_delinquent, ("delinquent", "is_delinquent", "delinquent_flag", "has_delinquency")
+    ),
     "delinquent_amount": (
         parse_money, ("delinquent_amount", "delinquent_taxes", "amount_delinquent")
     ),
@@ -93,7 +98,7 @@ TYPED_FIELDS: dict[str, tuple[Parser, tuple[str, ...]]] = {
         ("living_area_sqft", "living_area", "heated_area", "building_sqft", "sqft",
          "square_feet"),
     ),
-    "acreage": (_parse_acreage, ("acreage", "acres", "lot_acres")),
+    "acreage": (_parse_acreage, ("acreage", "acres", "lot_acres", "land_acres")),
 }  # fmt: skip
 TYPED_COLUMNS = tuple(TYPED_FIELDS)
 
@@ -131,6 +136,10 @@ def _column_of(key: str) -> tuple[str, int] | None:
         if len(_columns_by_key) < 10_000:
             _columns_by_key[key] = hit
         return hit
+
+
+def _is_link(text: str) -> bool:
+    return text[:8].lower().startswith(("http://", "https://"))
 
 
 def _is_blank(value: object) -> bool:
@@ -190,6 +199,8 @@ def extract_typed_row(data: Mapping[str, object]) -> tuple[list[Any], list[str]]
                 text = value.strip()
                 if len(text) <= _LONGEST_BLANK and text.lower() in _BLANK:
                     continue
+                if text[:4].lower() == "http" and _is_link(text):
+                    continue  # a link (qpublic's site_address) is no column's value
             elif _is_blank(value):
                 continue
             try:

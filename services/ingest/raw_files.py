@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import RawFile
-from services.errors import InvalidInput, NotFound, ServiceError
+from services.errors import ErrorCode, InvalidInput, NotFound, ServiceError
 from services.ingest.items import (
     ItemRejected,
     check_parcel_id,
@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 class UnsupportedMediaType(ServiceError):
     status_code = 415
-    code = "unsupported_media_type"
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Parcel
-from services.errors import InvalidInput, NotFound
+from services.errors import Conflict, InvalidInput, NotFound
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
 from services.public.search_filters import invalid_parameter
 
 _TYPO_TAIL = 3  # suggestions may differ from the asked id in this many trailing characters
+MAX_CANDIDATES = 20  # an ambiguous id lists at most this many parcels
 
 
 def find_parcel(session: Session, state: str, county: str, parcel_id: str) -> Parcel:
@@ -37,6 +40,45 @@ def find_parcel(session: Session, state: str, county: str, parcel_id: str) -> Pa
             },
         )
     return parcel
+
+
+def find_parcel_by_id(
+    session: Session, parcel_id: str, *, state: str | None = None, county: str | None = None
+) -> Parcel:
+    """The one parcel whose id (any spelling) is ``parcel_id``, within ``state``/``county``
+    when given. Ids repeat across counties: more than one match is a conflict listing them."""
+    key = _normalized("parcel_id", parcel_id, parcel_key)
+    scope = [Parcel.parcel_key == key]
+    if state is not None:
+        scope.append(Parcel.state == _normalized("state", state, normalize_state))
+    if county is not None:
+        scope.append(Parcel.county == _normalized("county", county, normalize_county))
+    matches = list(
+        session.scalars(
+            select(Parcel)
+            .where(*scope)
+            .order_by(Parcel.state, Parcel.county)
+            .limit(MAX_CANDIDATES + 1)
+        )
+    )
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        if state is not None and county is not None:
+            return find_parcel(session, state, county, parcel_id)  # 404 with suggestions
+        raise NotFound(
+            f"no parcel {parcel_id!r} (key {key})", details={"parcel_key": key, "candidates": []}
+        )
+    candidates = [
+        {"state": p.state, "county": p.county, "parcel_id": p.parcel_id}
+        for p in matches[:MAX_CANDIDATES]
+    ]
+    places = ", ".join(f"{c['county']}, {c['state']}" for c in candidates)
+    raise Conflict(
+        f"parcel {parcel_id!r} exists in more than one county ({places}); "
+        "name one with the state and county query parameters",
+        details={"parcel_key": key, "candidates": candidates},
+    )
 
 
 def similar_parcel_ids(
@@ -71,14 +113,15 @@ def _common_prefix(first: str, second: str) -> int:
 
 
 def _identity(state: str, county: str, parcel_id: str) -> tuple[str, str, str]:
-    parts = []
-    for name, value, normalize in (
-        ("state", state, normalize_state),
-        ("county", county, normalize_county),
-        ("parcel_id", parcel_id, parcel_key),
-    ):
-        try:
-            parts.append(normalize(value))
-        except InvalidInput as exc:
-            raise invalid_parameter(name, exc.message) from exc
-    return parts[0], parts[1], parts[2]
+    return (
+        _normalized("state", state, normalize_state),
+        _normalized("county", county, normalize_county),
+        _normalized("parcel_id", parcel_id, parcel_key),
+    )
+
+
+def _normalized(name: str, value: str, normalize: Callable[[str], str]) -> str:
+    try:
+        return normalize(value)
+    except InvalidInput as exc:
+        raise invalid_parameter(name, exc.message) from exc

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from services.errors import Forbidden
+from services.errors import ErrorCode, Forbidden
 from services.public.tiers import Feature, Tier, tier_allowing
 
 QUOTA_KEY_PREFIX = "public:quota:"
@@ -46,11 +46,11 @@ class FeatureUsage:
 
 
 class QuotaError(Forbidden):
-    code = "quota_exceeded"
+    code = ErrorCode.TIER_LIMIT_EXCEEDED
 
 
 class TierRestricted(Forbidden):
-    code = "tier_restricted"
+    """The tier does not include the feature at all (the original's 403 ``FORBIDDEN``)."""
 
 
 def today_utc(now: datetime | None = None) -> str:

@@ -9,8 +9,8 @@ hold an ingest past its time limit. Long texts now walk the characters once; sho
 the ``substr`` loop, which is faster below a few hundred characters. The output is the same
 for every input, so the indexes built on it stay valid.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-30
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
