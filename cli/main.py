@@ -35,11 +35,13 @@ def register_commands() -> None:
     main.add_command(api_keys_group)
     from cli.dead_letters import dead_letters_group
     from cli.enqueue import enqueue_command
+    from cli.worker_tokens import worker_tokens_group
     from cli.workers import workers_group
 
     main.add_command(enqueue_command)
     main.add_command(dead_letters_group)
     main.add_command(workers_group)
+    main.add_command(worker_tokens_group)
 
 
 register_commands()

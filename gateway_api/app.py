@@ -12,6 +12,7 @@ from gateway_api.public_api import install_public_api
 from gateway_api.routes import (
     admin_dead_letters,
     admin_tasks,
+    admin_worker_credentials,
     admin_workers,
     health,
     heartbeat,
@@ -41,7 +42,15 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(results.router)
     app.include_router(raw_files.router)
-    for router in (work, task_leases, heartbeat, admin_tasks, admin_dead_letters, admin_workers):
+    for router in (
+        work,
+        task_leases,
+        heartbeat,
+        admin_tasks,
+        admin_dead_letters,
+        admin_workers,
+        admin_worker_credentials,
+    ):
         app.include_router(router.router)
     install_dispatch_metrics()
     return app

@@ -100,6 +100,9 @@ def _isolate_state(seed_platforms: list[str]) -> Iterator[None]:
             text("DELETE FROM platforms WHERE NOT (name = ANY(:seed))"), {"seed": seed_platforms}
         )
     flush_redis_keeping_bindings(settings.cache_url)
+    from gateway_api.auth import worker_identity_cache
+
+    worker_identity_cache().clear()  # claims and credentials were just truncated
     if settings.celery_broker_url != settings.cache_url and settings.is_redis_broker:
         flush_redis_keeping_bindings(settings.celery_broker_url)
 
