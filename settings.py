@@ -120,6 +120,11 @@ class GatewaySettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # --- request bodies: capped before they are read (results and raw files below) --------
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Admin batches (enqueue up to 10,000 tasks, re-drive 10,000 ids) need more.
+    admin_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
     # --- results ingestion and raw files (issue 4) -----------------------------------------
     ingest_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     results_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from db.session import configure_engine
 from gateway_api.dispatch_metrics import install_dispatch_metrics
+from gateway_api.edge import EdgeGuardMiddleware
 from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
@@ -38,6 +39,8 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_public_api(app)
+    # Added last, so outermost: the request id first, then caps and tokens before any body.
+    app.add_middleware(EdgeGuardMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(results.router)

@@ -1,0 +1,118 @@
+"""The first thing every request meets: its body cap and, on worker and operator routes, its
+token check, both before a byte of the body is read.
+
+FastAPI parses a JSON body before it runs the route's dependencies, so without this a request
+with no token is read in full (and invalid JSON without a token is a 422, not a 401).
+FastAPI's own ``max_body_size`` answers a declared oversize body in plain text, outside the
+error envelope and without the request id, so the cap is enforced here instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from anyio import to_thread
+from fastapi import HTTPException
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway_api.auth import is_token_accepted, worker_identity_cache
+from gateway_api.errors import error_response
+from services.ingest.raw_upload import MAX_METADATA_BYTES
+from settings import GatewaySettings, get_settings
+
+# Multipart part headers and boundaries beside a raw file and its metadata.
+RAW_UPLOAD_OVERHEAD_BYTES = 64 * 1024 + MAX_METADATA_BYTES
+
+
+@dataclass(frozen=True)
+class BodyCaps:
+    """Bytes a request body may have, by route family; everything else gets ``default``."""
+
+    default: int
+    admin: int
+    results: int
+    raw_files: int
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> BodyCaps:
+        return cls(
+            default=settings.max_body_bytes,
+            admin=settings.admin_max_body_bytes,
+            results=settings.results_max_body_bytes,
+            raw_files=settings.raw_file_max_bytes + RAW_UPLOAD_OVERHEAD_BYTES,
+        )
+
+    def for_path(self, path: str) -> int:
+        if path == "/internal/results":
+            return self.results
+        if path == "/internal/raw-files":
+            return self.raw_files
+        if path.startswith("/admin/"):
+            return self.admin
+        return self.default
+
+
+def _declared_length(headers: Headers) -> int | None:
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+async def _is_worker_token_valid(token: str | None) -> bool:
+    cache = worker_identity_cache()
+    directory = cache.directory() if cache.is_fresh() else await to_thread.run_sync(cache.directory)
+    return directory.authenticate(token) is not None
+
+
+async def _auth_problem(path: str, headers: Headers) -> str | None:
+    """Why the request's token is refused, for the routes that need one."""
+    if path.startswith("/internal/"):
+        if not await _is_worker_token_valid(headers.get("x-worker-token")):
+            return "missing or invalid X-Worker-Token"
+    elif path.startswith("/admin/") and not is_token_accepted(
+        headers.get("x-admin-token"), get_settings().admin_tokens
+    ):
+        return "missing or invalid X-Admin-Token"
+    return None
+
+
+def _capped_receive(receive: Receive, limit: int) -> Callable[[], object]:
+    received = 0
+
+    async def receive_capped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                # Raised inside the route's body read, which passes on only an HTTPException
+                # (anything else becomes a 400); the error handlers render the envelope.
+                raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+        return message
+
+    return receive_capped
+
+
+class EdgeGuardMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.caps = BodyCaps.from_settings(get_settings())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = Headers(scope=scope)
+        limit = self.caps.for_path(path)
+        declared = _declared_length(headers)
+        if declared is not None and declared > limit:
+            message = f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+            await error_response(413, "payload_too_large", message)(scope, receive, send)
+            return
+        problem = await _auth_problem(path, headers)
+        if problem:
+            await error_response(401, "unauthorized", problem)(scope, receive, send)
+            return
+        await self.app(scope, _capped_receive(receive, limit), send)  # type: ignore[arg-type]
