@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import ApiKey
 from gateway_api.deps import SessionDep
+from gateway_api.schemas import Text
 from services.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
 from services.public.api_keys import authenticate_api_key
 from services.public.quotas import QuotaCounter, QuotaError
@@ -83,7 +84,9 @@ def _take_token(request: Request, identity: str, tier: Tier) -> None:
 def require_public_client(
     request: Request,
     session: SessionDep,
-    x_api_key: Annotated[str | None, Header(description="Your API key; none = anonymous")] = None,
+    x_api_key: Annotated[
+        Text | None, Header(max_length=256, description="Your API key; none = anonymous")
+    ] = None,
 ) -> PublicClient:
     address = request.client.host if request.client else "unknown"
     if not x_api_key:

@@ -28,6 +28,8 @@ BIGINT_MAX = 2**63 - 1
 # inside Python's datetime and PostgreSQL's timestamp range.
 MAX_AGE_S = 10 * 365 * 24 * 3600
 
+PlatformName = Annotated[Text, Field(max_length=64)]
+
 Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]  # an INTEGER column, never negative
 BigId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]  # a BIGINT identity
 AgeSeconds = Annotated[float, Field(ge=0, le=MAX_AGE_S, allow_inf_nan=False)]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway_api.deps import SessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
+from gateway_api.schemas import Text
 from services.public import search as parcel_search
 from services.public.search_filters import make_filters, normalize_substring
 from services.public.tiers import Feature
@@ -26,9 +27,9 @@ SortChoice = Literal[
 ]  # fmt: skip
 Money = Annotated[Decimal | None, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
 Limit = Annotated[int, Field(ge=1, le=parcel_search.MAX_LIMIT)]
-Cursor = Annotated[str | None, Field(max_length=512, description="`next_cursor` of the last page")]
-State = Annotated[str | None, Field(max_length=32, description="Two-letter code or name")]
-County = Annotated[str | None, Field(max_length=64, description="Any spelling; needs state")]
+Cursor = Annotated[Text | None, Field(max_length=512, description="`next_cursor` of the last page")]
+State = Annotated[Text | None, Field(max_length=32, description="Two-letter code or name")]
+County = Annotated[Text | None, Field(max_length=64, description="Any spelling; needs state")]
 
 
 class PageQuery(BaseModel):
@@ -42,19 +43,19 @@ class PageQuery(BaseModel):
 
 
 class SearchQuery(PageQuery):
-    owner: str | None = Field(None, max_length=200, description="Substring of the owner name")
-    address: str | None = Field(None, max_length=200, description="Substring of the address")
+    owner: Text | None = Field(None, max_length=200, description="Substring of the owner name")
+    address: Text | None = Field(None, max_length=200, description="Substring of the address")
     total_due_min: Money = None
     total_due_max: Money = None
     assessed_value_min: Money = None
     assessed_value_max: Money = None
-    property_type: str | None = Field(None, max_length=100, description="Exact, any case")
+    property_type: Text | None = Field(None, max_length=100, description="Exact, any case")
     delinquent: bool | None = None
     updated_since: datetime | None = Field(None, description="ISO 8601; UTC if no offset")
 
 
 class TextQuery(PageQuery):
-    q: str = Field(min_length=3, max_length=200, description="Substring, 3+ characters")
+    q: Text = Field(min_length=3, max_length=200, description="Substring, 3+ characters")
 
 
 def _search(session: SessionDep, query: PageQuery, **filters: object) -> SearchPageOut:
