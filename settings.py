@@ -159,6 +159,9 @@ class GatewaySettings(BaseSettings):
     public_tiers: dict[str, PublicTierPolicy] = Field(default_factory=default_public_tiers)
     # A runaway search is cancelled rather than allowed to hold a connection.
     public_search_timeout_ms: int = Field(default=3000, ge=100)
+    # Signs search cursors (HMAC). Unset: a random secret per process, so cursors work only
+    # against the process that made them; set it when running several API processes.
+    cursor_secret: str | None = Field(default=None, min_length=16)
     # last_used_at of an API key is written at most this often (not on every request).
     public_key_touch_interval_s: int = Field(default=60, ge=1)
 
