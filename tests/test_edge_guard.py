@@ -103,3 +103,11 @@ def test_results_and_admin_batches_keep_their_larger_caps(
     )
     assert enqueue.status_code == 200, enqueue.text
     assert WORKER_TOKEN in worker_headers.values()
+
+
+def test_an_unknown_http_method_is_counted_as_other(api_client: TestClient) -> None:
+    for method in ("ANYTHING", "X-CARDINALITY-1", "PROPFIND"):
+        assert api_client.request(method, "/health").status_code == 405
+    metrics = api_client.get("/metrics").text
+    assert "ANYTHING" not in metrics and "X-CARDINALITY-1" not in metrics
+    assert 'method="OTHER"' in metrics
