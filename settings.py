@@ -6,7 +6,8 @@ malformed value into one clear line (``ConfigurationError``) instead of a traceb
 
 from __future__ import annotations
 
-from functools import lru_cache
+import ipaddress
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 VISIBILITY_MARGIN_S = 60
 
 
@@ -68,10 +70,13 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
     # Proxies whose X-Forwarded-For names the client (anonymous rate limits count by client IP):
-    # a comma list of addresses or networks, or "*" behind a load balancer you control.
+    # a comma list of addresses or networks. Never "*": every client could name itself.
     trusted_proxies: str = "127.0.0.1"
     postgres_url: str | None = None
     redis_url: str | None = None
+    # Rate-limit buckets and daily quotas; unset: GATEWAY_REDIS_URL. A separate Redis keeps
+    # per-client keys out of the one that is also the broker (noeviction).
+    rate_limit_redis_url: str | None = None
     broker_url: str | None = Field(
         default=None, description="Celery broker; defaults to the Redis URL. amqp:// works too."
     )
@@ -172,6 +177,16 @@ class GatewaySettings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IpNetwork, ...]:
+        return parse_trusted_proxies(self.trusted_proxies)
+
     @field_validator("public_tiers")
     @classmethod
     def _check_public_tiers(cls, value: dict[str, PublicTierPolicy]) -> dict[str, PublicTierPolicy]:
@@ -186,7 +201,7 @@ class GatewaySettings(BaseSettings):
             raise ValueError("must start with postgresql://")
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "rate_limit_redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
@@ -236,6 +251,20 @@ class GatewaySettings(BaseSettings):
     def check_servers(self) -> None:
         """Fail fast, in one line, when a process that needs the servers has no URL for them."""
         _ = self.database_url, self.cache_url, self.celery_broker_url
+
+
+def parse_trusted_proxies(value: str) -> tuple[IpNetwork, ...]:
+    """A comma list of addresses or networks; ``*`` (any proxy) is refused."""
+    networks: list[IpNetwork] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if entry == "*":
+            raise ValueError("'*' lets any client name its own address: list your proxies")
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an address or network") from exc
+    return tuple(networks)
 
 
 def to_sqlalchemy_url(postgres_url: str) -> str:

@@ -19,7 +19,7 @@ from services.public.tiers import Feature, Tier, get_tier, tier_names
 from tests.public_factories import ParcelSpec, add_api_key, add_parcels
 from tests.waiting import wait_for
 
-ANONYMOUS_IDENTITY = "ip:testclient"  # TestClient's client address
+ANONYMOUS_IDENTITY = "peer:testclient"  # TestClient's peer is not an IP address
 
 
 def headers_for(db_session: Session, tier: str) -> tuple[dict[str, str], str]:
