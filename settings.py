@@ -162,8 +162,18 @@ class GatewaySettings(BaseSettings):
     # --- public API /v1 (issue 5) ---------------------------------------------------------
     # JSON in GATEWAY_PUBLIC_TIERS replaces the whole table; "anonymous" (no key) is required.
     public_tiers: dict[str, PublicTierPolicy] = Field(default_factory=default_public_tiers)
-    # A runaway search is cancelled rather than allowed to hold a connection.
+    # A runaway search is cancelled rather than allowed to hold a connection; it is also the
+    # time budget of every statement on the public pool.
     public_search_timeout_ms: int = Field(default=3000, ge=100)
+    # /v1 requests in progress at once per API process (each may hold one connection of the
+    # public pool, which has this many); more wait up to the admission timeout, then 503.
+    # Worker and operator routes have their own pool and are never queued behind them.
+    public_max_concurrency: int = Field(default=5, ge=1, le=100)
+    public_admission_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # /metrics reads the ledger at most this often; scrapes in between get the same figures.
+    metrics_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # /health/ready probes the servers at most this often (each probe opens connections).
+    readiness_cache_s: float = Field(default=2.0, ge=0, le=300)
     # Signs search cursors (HMAC). Unset: a random secret per process, so cursors work only
     # against the process that made them; set it when running several API processes.
     cursor_secret: str | None = Field(default=None, min_length=16)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from db.session import configure_engine
+from db.session import configure_engine, configure_public_engine
 from gateway_api.dispatch_metrics import install_dispatch_metrics
 from gateway_api.edge import EdgeGuardMiddleware
 from gateway_api.errors import install_error_handlers
@@ -31,6 +31,12 @@ def create_app() -> FastAPI:
     settings.check_servers()
     configure_logging(level=settings.log_level, as_json=settings.log_json)
     configure_engine("api")
+    configure_public_engine(
+        "api-public",
+        pool_size=settings.public_max_concurrency,
+        pool_timeout_s=settings.public_admission_timeout_s,
+        statement_timeout_ms=settings.public_search_timeout_ms,
+    )
 
     app = FastAPI(
         title="Taxlien Gateway",

@@ -1,5 +1,7 @@
 """The first thing every request meets: its body cap and, on worker and operator routes, its
-token check, both before a byte of the body is read.
+token check, both before a byte of the body is read; on public routes, admission (at most
+``public_max_concurrency`` in progress, so anonymous traffic cannot take every thread and
+connection that workers need).
 
 FastAPI parses a JSON body before it runs the route's dependencies, so without this a request
 with no token is read in full (and invalid JSON without a token is a 422, not a 401).
@@ -9,9 +11,12 @@ error envelope and without the request id, so the cap is enforced here instead.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio
 from anyio import to_thread
 from fastapi import HTTPException
 from starlette.datastructures import Headers
@@ -94,10 +99,49 @@ def _capped_receive(receive: Receive, limit: int) -> Callable[[], object]:
     return receive_capped
 
 
+class PublicAdmission:
+    """At most ``limit`` public requests in progress; the rest wait (without a thread) up to
+    ``timeout_s`` for a place, then get a 503."""
+
+    def __init__(self, limit: int, timeout_s: float) -> None:
+        self.limit, self.timeout_s = limit, timeout_s
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.Semaphore]
+        self._semaphores = weakref.WeakKeyDictionary()
+
+    def _semaphore(self) -> anyio.Semaphore:
+        # One per event loop: a test client runs each session on a loop of its own.
+        loop = asyncio.get_running_loop()
+        if loop not in self._semaphores:
+            self._semaphores[loop] = anyio.Semaphore(self.limit)
+        return self._semaphores[loop]
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        semaphore = self._semaphore()
+        admitted = False
+        with anyio.move_on_after(self.timeout_s):
+            await semaphore.acquire()
+            admitted = True
+        if not admitted:
+            message = "the public API is busy; retry shortly"
+            response = error_response(
+                503, "service_unavailable", message, headers={"Retry-After": "1"}
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            await app(scope, receive, send)
+        finally:
+            semaphore.release()
+
+
 class EdgeGuardMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.caps = BodyCaps.from_settings(get_settings())
+        settings = get_settings()
+        self.caps = BodyCaps.from_settings(settings)
+        self.admission = PublicAdmission(
+            settings.public_max_concurrency, settings.public_admission_timeout_s
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,4 +159,8 @@ class EdgeGuardMiddleware:
         if problem:
             await error_response(401, "unauthorized", problem)(scope, receive, send)
             return
-        await self.app(scope, _capped_receive(receive, limit), send)  # type: ignore[arg-type]
+        capped: Receive = _capped_receive(receive, limit)  # type: ignore[assignment]
+        if path.startswith("/v1/"):
+            await self.admission.run(self.app, scope, capped, send)
+        else:
+            await self.app(scope, capped, send)

@@ -22,7 +22,7 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import ApiKey
-from gateway_api.deps import SessionDep
+from gateway_api.deps import PublicSessionDep
 from gateway_api.schemas import Text
 from services.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
 from services.public.api_keys import authenticate_api_key
@@ -87,7 +87,7 @@ def _take_token(request: Request, identity: str, tier: Tier) -> None:
 
 def require_public_client(
     request: Request,
-    session: SessionDep,
+    session: PublicSessionDep,
     x_api_key: Annotated[
         Text | None, Header(max_length=256, description="Your API key; none = anonymous")
     ] = None,

@@ -43,6 +43,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "GATEWAY_RAW_STORAGE_PATH": str(_work_dir / "raw"),
             "GATEWAY_LOCAL_DATA_DIR": str(_work_dir),
             "GATEWAY_LOG_JSON": "false",
+            # Tests read figures right after changing them; the caches have their own tests.
+            "GATEWAY_METRICS_CACHE_S": "0",
+            "GATEWAY_READINESS_CACHE_S": "0",
         }
     )
     from settings import get_settings

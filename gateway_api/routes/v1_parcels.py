@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from gateway_api.deps import SessionDep
+from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import (
     allow_query_parameters,
     quota_dependency,
@@ -54,7 +54,7 @@ class ParcelHistoryOut(BaseModel):
     dependencies=[allow_query_parameters(), quota_dependency(Feature.DETAIL)],
 )
 def get_parcel(
-    state: StateIn, county: CountyIn, parcel_id: ParcelIdIn, session: SessionDep
+    state: StateIn, county: CountyIn, parcel_id: ParcelIdIn, session: PublicSessionDep
 ) -> ParcelDetailOut:
     """The parcel; `01-08-13-0000-3634-1100` and `010813000036341100` find the same one."""
     return ParcelDetailOut.from_detail(find_parcel(session, state, county, parcel_id))
@@ -68,7 +68,7 @@ def get_parcel_history(
     state: StateIn,
     county: CountyIn,
     parcel_id: ParcelIdIn,
-    session: SessionDep,
+    session: PublicSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ParcelHistoryOut:
     """The parcel's scrapes, newest first, each with what changed since the one before."""

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway_api.deps import SessionDep
+from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
 from gateway_api.schemas import Text
@@ -58,7 +58,7 @@ class TextQuery(PageQuery):
     q: Text = Field(min_length=3, max_length=200, description="Substring, 3+ characters")
 
 
-def _search(session: SessionDep, query: PageQuery, **filters: object) -> SearchPageOut:
+def _search(session: PublicSessionDep, query: PageQuery, **filters: object) -> SearchPageOut:
     page = parcel_search.search_parcels(
         session,
         make_filters(state=query.state, county=query.county, **filters),  # type: ignore[arg-type]
@@ -71,7 +71,9 @@ def _search(session: SessionDep, query: PageQuery, **filters: object) -> SearchP
 
 
 @router.get("/search", dependencies=[quota_dependency(Feature.SEARCH)])
-def search_parcels(query: Annotated[SearchQuery, Query()], session: SessionDep) -> SearchPageOut:
+def search_parcels(
+    query: Annotated[SearchQuery, Query()], session: PublicSessionDep
+) -> SearchPageOut:
     """Search parcels by place, owner, address, amounts, type and delinquency; keyset pages."""
     return _search(
         session,
@@ -89,12 +91,16 @@ def search_parcels(query: Annotated[SearchQuery, Query()], session: SessionDep) 
 
 
 @router.get("/search/owner", dependencies=[quota_dependency(Feature.SEARCH)])
-def search_by_owner(query: Annotated[TextQuery, Query()], session: SessionDep) -> SearchPageOut:
+def search_by_owner(
+    query: Annotated[TextQuery, Query()], session: PublicSessionDep
+) -> SearchPageOut:
     """Parcels whose owner name contains `q` (any case), through the trigram index."""
     return _search(session, query, owner=normalize_substring("q", query.q))
 
 
 @router.get("/search/address", dependencies=[quota_dependency(Feature.SEARCH)])
-def search_by_address(query: Annotated[TextQuery, Query()], session: SessionDep) -> SearchPageOut:
+def search_by_address(
+    query: Annotated[TextQuery, Query()], session: PublicSessionDep
+) -> SearchPageOut:
     """Parcels whose situs address contains `q` (any case), through the trigram index."""
     return _search(session, query, address=normalize_substring("q", query.q))

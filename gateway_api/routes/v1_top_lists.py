@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from gateway_api.deps import SessionDep
+from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
 from gateway_api.routes.v1_search import County, Cursor, Limit, State
@@ -71,7 +71,7 @@ def _known_strategy(strategy: Strategy) -> str:
     responses={404: {"description": "Unknown strategy; the message lists the valid ones"}},
 )
 def get_top_list(
-    strategy: Strategy, query: Annotated[TopListQuery, Query()], session: SessionDep
+    strategy: Strategy, query: Annotated[TopListQuery, Query()], session: PublicSessionDep
 ) -> TopListOut:
     """One page of a top list, optionally within a state or county."""
     page = top_list(
