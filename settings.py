@@ -7,6 +7,7 @@ malformed value into one clear line (``ConfigurationError``) instead of a traceb
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,11 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+# Tokens everyone knows (the local stack prints them): refused unless GATEWAY_LOCAL_STACK is set.
+WELL_KNOWN_TOKENS = frozenset({"local-worker-token", "local-admin-token"})
+MIN_TOKEN_CHARS = 16
+# Settings whose value is a secret, or may hold one (a URL with a password).
+_SECRET_FIELDS = ("token", "secret", "password")
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 VISIBILITY_MARGIN_S = 60
 
@@ -84,6 +90,8 @@ class GatewaySettings(BaseSettings):
     # --- auth ----------------------------------------------------------------------------
     worker_tokens: CommaList = Field(default_factory=list)
     admin_tokens: CommaList = Field(default_factory=list)
+    # Set only by the local stack (make run): allows its well-known and short tokens.
+    local_stack: bool = False
 
     # --- storage -------------------------------------------------------------------------
     raw_storage_path: Path = Path(".local/raw")
@@ -197,6 +205,20 @@ class GatewaySettings(BaseSettings):
     def trusted_proxy_networks(self) -> tuple[IpNetwork, ...]:
         return parse_trusted_proxies(self.trusted_proxies)
 
+    @model_validator(mode="after")
+    def _check_tokens(self) -> GatewaySettings:
+        if self.local_stack:
+            return self
+        for name, tokens in (("WORKER", self.worker_tokens), ("ADMIN", self.admin_tokens)):
+            for token in tokens:
+                if token in WELL_KNOWN_TOKENS or len(token) < MIN_TOKEN_CHARS:
+                    raise ValueError(
+                        f"GATEWAY_{name}_TOKENS: a token is well known or shorter than "
+                        f"{MIN_TOKEN_CHARS} characters; outside the local stack use long random "
+                        "tokens (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                    )
+        return self
+
     @field_validator("public_tiers")
     @classmethod
     def _check_public_tiers(cls, value: dict[str, PublicTierPolicy]) -> dict[str, PublicTierPolicy]:
@@ -292,9 +314,20 @@ def load_settings() -> GatewaySettings:
         if not first["loc"]:  # a rule across settings: its message names the variables
             raise ConfigurationError(first["msg"].removeprefix("Value error, ")) from None
         field = str(first["loc"][0])
-        raise ConfigurationError(
-            f"GATEWAY_{field.upper()}: {first['msg']} (got {first.get('input')!r})"
-        ) from None
+        shown = redact_setting(field, first.get("input"))
+        raise ConfigurationError(f"GATEWAY_{field.upper()}: {first['msg']} (got {shown})") from None
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*):[^@]*@", re.I)
+
+
+def redact_setting(field: str, value: object) -> str:
+    """How a rejected value may be shown: never a token, secret, password, or the password
+    inside a URL (``postgresql://user:***@host/db``)."""
+    if any(word in field for word in _SECRET_FIELDS):
+        return "<redacted>"
+    text = repr(value)
+    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 @lru_cache(maxsize=1)

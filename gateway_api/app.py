@@ -23,6 +23,7 @@ from gateway_api.routes import (
     work,
 )
 from observability.logs import configure_logging
+from services.raw_spool import remove_stale_spool_files
 from settings import get_settings
 
 
@@ -62,4 +63,5 @@ def create_app() -> FastAPI:
     ):
         app.include_router(router.router)
     install_dispatch_metrics()
+    remove_stale_spool_files(raw_files.raw_file_storage().incoming_dir())
     return app

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from db.models import ApiKey
 from gateway_api.deps import PublicSessionDep
 from gateway_api.schemas import Text
-from services.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
+from services.errors import Forbidden, NotFound, RateLimited, ServiceUnavailable, Unauthorized
 from services.public.api_keys import authenticate_api_key
 from services.public.client_address import client_identity
 from services.public.quotas import QuotaCounter, QuotaError
@@ -118,7 +118,8 @@ PublicClientDep = Annotated[PublicClient, Depends(require_public_client)]
 
 
 def quota_for(feature: Feature) -> Callable[..., Iterator[None]]:
-    """A dependency taking one unit of today's ``feature`` quota, given back if the call fails."""
+    """A dependency taking one unit of today's ``feature`` quota, given back if the call fails
+    (except for a 404: its "did you mean" answer would otherwise make probing ids free)."""
 
     def use_quota(client: PublicClientDep) -> Iterator[None]:
         counter = get_quota_counter()
@@ -132,6 +133,8 @@ def quota_for(feature: Feature) -> Callable[..., Iterator[None]]:
             raise
         try:
             yield
+        except NotFound:
+            raise
         except BaseException:
             counter.refund(reservation)
             raise
