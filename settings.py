@@ -6,8 +6,9 @@ malformed value into one clear line (``ConfigurationError``) instead of a traceb
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,12 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+# Tokens everyone knows (the local stack prints them): refused unless GATEWAY_LOCAL_STACK is set.
+WELL_KNOWN_TOKENS = frozenset({"local-worker-token", "local-admin-token"})
+MIN_TOKEN_CHARS = 16
+# Settings whose value is a secret, or may hold one (a URL with a password).
+_SECRET_FIELDS = ("token", "secret", "password")
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 VISIBILITY_MARGIN_S = 60
 # scheme://host[:port], no path: what a browser sends as Origin.
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")
@@ -71,10 +78,13 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
     # Proxies whose X-Forwarded-For names the client (anonymous rate limits count by client IP):
-    # a comma list of addresses or networks, or "*" behind a load balancer you control.
+    # a comma list of addresses or networks. Never "*": every client could name itself.
     trusted_proxies: str = "127.0.0.1"
     postgres_url: str | None = None
     redis_url: str | None = None
+    # Rate-limit buckets and daily quotas; unset: GATEWAY_REDIS_URL. A separate Redis keeps
+    # per-client keys out of the one that is also the broker (noeviction).
+    rate_limit_redis_url: str | None = None
     broker_url: str | None = Field(
         default=None, description="Celery broker; defaults to the Redis URL. amqp:// works too."
     )
@@ -82,6 +92,8 @@ class GatewaySettings(BaseSettings):
     # --- auth ----------------------------------------------------------------------------
     worker_tokens: CommaList = Field(default_factory=list)
     admin_tokens: CommaList = Field(default_factory=list)
+    # Set only by the local stack (make run): allows its well-known and short tokens.
+    local_stack: bool = False
 
     # --- storage -------------------------------------------------------------------------
     raw_storage_path: Path = Path(".local/raw")
@@ -122,6 +134,11 @@ class GatewaySettings(BaseSettings):
     flower_password: str = "operator"
     log_level: str = "INFO"
     log_json: bool = True
+
+    # --- request bodies: capped before they are read (results and raw files below) --------
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Admin batches (enqueue up to 10,000 tasks, re-drive 10,000 ids) need more.
+    admin_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     # --- results ingestion and raw files (issue 4) -----------------------------------------
     ingest_chunk_size: int = Field(default=1000, ge=1, le=10_000)
@@ -171,8 +188,21 @@ class GatewaySettings(BaseSettings):
     # --- public API /v1 (issue 5) ---------------------------------------------------------
     # JSON in GATEWAY_PUBLIC_TIERS replaces the whole table; "anonymous" (no key) is required.
     public_tiers: dict[str, PublicTierPolicy] = Field(default_factory=default_public_tiers)
-    # A runaway search is cancelled rather than allowed to hold a connection.
+    # A runaway search is cancelled rather than allowed to hold a connection; it is also the
+    # time budget of every statement on the public pool.
     public_search_timeout_ms: int = Field(default=3000, ge=100)
+    # /v1 requests in progress at once per API process (each may hold one connection of the
+    # public pool, which has this many); more wait up to the admission timeout, then 503.
+    # Worker and operator routes have their own pool and are never queued behind them.
+    public_max_concurrency: int = Field(default=5, ge=1, le=100)
+    public_admission_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # /metrics reads the ledger at most this often; scrapes in between get the same figures.
+    metrics_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # /health/ready probes the servers at most this often (each probe opens connections).
+    readiness_cache_s: float = Field(default=2.0, ge=0, le=300)
+    # Signs search cursors (HMAC). Unset: a random secret per process, so cursors work only
+    # against the process that made them; set it when running several API processes.
+    cursor_secret: str | None = Field(default=None, min_length=16)
     # last_used_at of an API key is written at most this often (not on every request).
     public_key_touch_interval_s: int = Field(default=60, ge=1)
     # Browser origins allowed to call the API (CORS), e.g. "https://app.taxlien.online";
@@ -194,6 +224,30 @@ class GatewaySettings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
         return [origin.rstrip("/") for origin in value]
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IpNetwork, ...]:
+        return parse_trusted_proxies(self.trusted_proxies)
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> GatewaySettings:
+        if self.local_stack:
+            return self
+        for name, tokens in (("WORKER", self.worker_tokens), ("ADMIN", self.admin_tokens)):
+            for token in tokens:
+                if token in WELL_KNOWN_TOKENS or len(token) < MIN_TOKEN_CHARS:
+                    raise ValueError(
+                        f"GATEWAY_{name}_TOKENS: a token is well known or shorter than "
+                        f"{MIN_TOKEN_CHARS} characters; outside the local stack use long random "
+                        "tokens (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                    )
+        return self
+
     @field_validator("public_tiers")
     @classmethod
     def _check_public_tiers(cls, value: dict[str, PublicTierPolicy]) -> dict[str, PublicTierPolicy]:
@@ -208,7 +262,7 @@ class GatewaySettings(BaseSettings):
             raise ValueError("must start with postgresql://")
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "rate_limit_redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
@@ -260,6 +314,20 @@ class GatewaySettings(BaseSettings):
         _ = self.database_url, self.cache_url, self.celery_broker_url
 
 
+def parse_trusted_proxies(value: str) -> tuple[IpNetwork, ...]:
+    """A comma list of addresses or networks; ``*`` (any proxy) is refused."""
+    networks: list[IpNetwork] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if entry == "*":
+            raise ValueError("'*' lets any client name its own address: list your proxies")
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an address or network") from exc
+    return tuple(networks)
+
+
 def to_sqlalchemy_url(postgres_url: str) -> str:
     """SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the project ships psycopg2."""
     if postgres_url.startswith("postgresql://"):
@@ -275,9 +343,20 @@ def load_settings() -> GatewaySettings:
         if not first["loc"]:  # a rule across settings: its message names the variables
             raise ConfigurationError(first["msg"].removeprefix("Value error, ")) from None
         field = str(first["loc"][0])
-        raise ConfigurationError(
-            f"GATEWAY_{field.upper()}: {first['msg']} (got {first.get('input')!r})"
-        ) from None
+        shown = redact_setting(field, first.get("input"))
+        raise ConfigurationError(f"GATEWAY_{field.upper()}: {first['msg']} (got {shown})") from None
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*):[^@]*@", re.I)
+
+
+def redact_setting(field: str, value: object) -> str:
+    """How a rejected value may be shown: never a token, secret, password, or the password
+    inside a URL (``postgresql://user:***@host/db``)."""
+    if any(word in field for word in _SECRET_FIELDS):
+        return "<redacted>"
+    text = repr(value)
+    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 @lru_cache(maxsize=1)

@@ -24,8 +24,9 @@ def main() -> int:
         log_config=None,
         # Our middleware logs every request with its request id; uvicorn's line would repeat it.
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
+        # The client address is worked out by the app (services.public.client_address):
+        # uvicorn's would accept any text from X-Forwarded-For as an address.
+        proxy_headers=False,
     )
     return 0
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from db.session import configure_engine
+from db.session import configure_engine, configure_public_engine
 from gateway_api.dispatch_metrics import install_dispatch_metrics
+from gateway_api.edge import EdgeGuardMiddleware
 from gateway_api.errors import ERROR_RESPONSES, install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
@@ -14,6 +15,7 @@ from gateway_api.routes import (
     admin_ingest_rejects,
     admin_platforms,
     admin_tasks,
+    admin_worker_credentials,
     admin_workers,
     health,
     heartbeat,
@@ -23,6 +25,7 @@ from gateway_api.routes import (
     work,
 )
 from observability.logs import configure_logging
+from services.raw_spool import remove_stale_spool_files
 from settings import get_settings
 
 
@@ -31,6 +34,12 @@ def create_app() -> FastAPI:
     settings.check_servers()
     configure_logging(level=settings.log_level, as_json=settings.log_json)
     configure_engine("api")
+    configure_public_engine(
+        "api-public",
+        pool_size=settings.public_max_concurrency,
+        pool_timeout_s=settings.public_admission_timeout_s,
+        statement_timeout_ms=settings.public_search_timeout_ms,
+    )
 
     app = FastAPI(
         title="Taxlien Gateway",
@@ -40,6 +49,8 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_public_api(app)
+    # Added last, so outermost: the request id first, then caps and tokens before any body.
+    app.add_middleware(EdgeGuardMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(results.router)
@@ -52,8 +63,10 @@ def create_app() -> FastAPI:
         admin_dead_letters,
         admin_ingest_rejects,
         admin_workers,
+        admin_worker_credentials,
     ):
         app.include_router(router.router)
     app.include_router(admin_platforms.router)
     install_dispatch_metrics()
+    remove_stale_spool_files(raw_files.raw_file_storage().incoming_dir())
     return app

@@ -1,13 +1,28 @@
-"""Token checks for worker (/internal/*) and operator (/admin/*) routes."""
+"""Token checks for worker (/internal/*) and operator (/admin/*) routes.
+
+A worker is a credential (its token) plus the worker id it names with ``X-Worker-ID``; the id
+must be one the credential may use (``services.dispatch.worker_identity``).
+"""
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Header
 
+from db.session import session_scope
+from services.dispatch.worker_credentials import worker_id_problem
+from services.dispatch.worker_identity import (
+    Credential,
+    CredentialDirectory,
+    WorkerIdentityCache,
+    build_directory,
+    claim_worker_id,
+    load_directory,
+)
 from services.errors import InvalidInput, Unauthorized
 from settings import get_settings
 
@@ -16,7 +31,7 @@ def is_token_accepted(candidate: str | None, accepted: list[str]) -> bool:
     """Constant-time membership: every configured token is compared, whatever matches first."""
     if not candidate or not accepted:
         return False
-    supplied = candidate.encode()
+    supplied = candidate.encode("utf-8", "surrogatepass")
     matched = False
     for token in accepted:
         matched |= hmac.compare_digest(supplied, token.encode())
@@ -25,21 +40,57 @@ def is_token_accepted(candidate: str | None, accepted: list[str]) -> bool:
 
 @dataclass(frozen=True)
 class WorkerIdentity:
+    """The worker id a request acts as, and the credential it is bound to."""
+
     worker_id: str
+    credential: Credential
+
+
+def _load_directory() -> CredentialDirectory:
+    with session_scope() as session:
+        return load_directory(session, get_settings().worker_tokens)
+
+
+def _configured_only() -> CredentialDirectory:
+    return build_directory(get_settings().worker_tokens, [], loaded_at=0.0)
+
+
+@lru_cache(maxsize=1)
+def worker_identity_cache() -> WorkerIdentityCache:
+    return WorkerIdentityCache(_load_directory, _configured_only)
+
+
+def authenticate_worker_token(token: str | None) -> Credential:
+    credential = worker_identity_cache().directory().authenticate(token)
+    if credential is None:
+        raise Unauthorized("missing or invalid X-Worker-Token")
+    return credential
+
+
+def bind_worker_id(worker_id: str, credential: Credential) -> WorkerIdentity:
+    """The identity, once ``worker_id`` is known to be this credential's (claimed if new)."""
+    cache = worker_identity_cache()
+    if not cache.has_confirmed(worker_id, credential.key):
+        with session_scope() as session:
+            claim_worker_id(session, worker_id, credential, cache.directory())
+        cache.confirm(worker_id, credential.key)
+    return WorkerIdentity(worker_id=worker_id, credential=credential)
 
 
 def require_worker(
     x_worker_token: Annotated[str | None, Header()] = None,
-    x_worker_id: Annotated[str | None, Header(max_length=128)] = None,
+    x_worker_id: Annotated[str | None, Header()] = None,
 ) -> WorkerIdentity:
-    if not is_token_accepted(x_worker_token, get_settings().worker_tokens):
-        raise Unauthorized("missing or invalid X-Worker-Token")
+    credential = authenticate_worker_token(x_worker_token)
     worker_id = (x_worker_id or "").strip()
     if not worker_id:
         # Leases, heartbeats and commands are per worker: a shared fallback name would let
         # workers complete, extend or lose each other's leases.
         raise InvalidInput("X-Worker-ID header is required: name this worker (e.g. host-pid)")
-    return WorkerIdentity(worker_id=worker_id)
+    problem = worker_id_problem(worker_id)
+    if problem:
+        raise InvalidInput(f"X-Worker-ID: {problem}")
+    return bind_worker_id(worker_id, credential)
 
 
 def require_admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
-from db.session import session_scope
+from db.session import public_session_scope, session_scope
 
 
 def get_db() -> Iterator[Session]:
@@ -17,5 +17,12 @@ def get_db() -> Iterator[Session]:
         yield session
 
 
+def get_public_db() -> Iterator[Session]:
+    """``get_db`` on the public API's own pool."""
+    with public_session_scope() as session:
+        yield session
+
+
 # scope="function": the commit happens before the response, so a failed commit is a 500.
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+PublicSessionDep = Annotated[Session, Depends(get_public_db, scope="function")]

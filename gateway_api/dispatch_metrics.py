@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.models import TaskStatus
 from db.session import session_scope
 from gateway_api.metrics import register_live_collector
+from gateway_api.timed_cache import TimedCache
 from services.dispatch.failures import FailureReason
 from services.dispatch.ledger_stats import DispatchFigures, read_dispatch_figures
 from settings import get_settings
@@ -25,13 +26,21 @@ from tasks.queues import PRIORITIES
 logger = logging.getLogger(__name__)
 
 
+def _read_figures() -> DispatchFigures:
+    with session_scope() as session:
+        return read_dispatch_figures(
+            session, now=datetime.now(UTC), stale_s=get_settings().heartbeat_stale_s
+        )
+
+
+# The ledger is read at most once per GATEWAY_METRICS_CACHE_S, however often /metrics is hit.
+dispatch_figures = TimedCache(_read_figures, max_age_s=lambda: get_settings().metrics_cache_s)
+
+
 class DispatchCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            with session_scope() as session:
-                figures = read_dispatch_figures(
-                    session, now=datetime.now(UTC), stale_s=get_settings().heartbeat_stale_s
-                )
+            figures = dispatch_figures.get()
         except SQLAlchemyError as exc:
             logger.warning("dispatch metrics unavailable: %s", exc)
             return

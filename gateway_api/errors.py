@@ -16,6 +16,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from observability.request_context import get_request_id
@@ -147,7 +149,29 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, ErrorCode.VALIDATION_ERROR, message, details=details)
 
 
+_QUERY_CANCELED = "57014"
+
+
+async def _on_pool_timeout(_: Request, exc: Exception) -> JSONResponse:
+    # Every connection of the pool is busy (e.g. the public pool under a burst of searches).
+    logger.warning("database pool exhausted: %s", exc)
+    message = "the service is busy; retry shortly"
+    return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, message, headers={"Retry-After": "1"})
+
+
+async def _on_operational_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OperationalError)
+    if getattr(exc.orig, "pgcode", None) == _QUERY_CANCELED:
+        message = "the request took longer than its time budget; narrow it and retry"
+        return error_response(
+            503, ErrorCode.SERVICE_UNAVAILABLE, message, headers={"Retry-After": "1"}
+        )
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _on_service_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(PoolTimeout, _on_pool_timeout)
+    app.add_exception_handler(OperationalError, _on_operational_error)

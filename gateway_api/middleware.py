@@ -16,6 +16,15 @@ from services.errors import ErrorCode
 logger = logging.getLogger("gateway_api.requests")
 
 
+# Any string is a valid HTTP method token: a label per method would let one client add
+# series without bound. Methods this API does not serve are counted together.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "OTHER"
+
+
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path", None) or UNMATCHED_ROUTE
@@ -51,14 +60,16 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         except Exception:
-            logger.exception("unhandled error on %s %s", scope["method"], _route_template(scope))
+            logger.exception(
+                "unhandled error on %s %s", method_label(scope["method"]), _route_template(scope)
+            )
             if status_holder["started"]:
                 raise
             response = error_response(500, ErrorCode.INTERNAL_ERROR, "internal server error")
             await response(scope, receive, send_with_request_id)
         finally:
             path = _route_template(scope)
-            method = scope["method"]
+            method = method_label(scope["method"])
             REQUESTS.labels(method, path, str(status_holder["status"])).inc()
             REQUEST_DURATION.labels(method, path).observe(time.perf_counter() - started)
             if path not in ("/metrics", "/health"):

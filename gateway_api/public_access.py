@@ -22,9 +22,11 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import ApiKey
-from gateway_api.deps import SessionDep
-from services.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
+from gateway_api.deps import PublicSessionDep
+from gateway_api.schemas import Text
+from services.errors import Forbidden, NotFound, RateLimited, ServiceUnavailable, Unauthorized
 from services.public.api_keys import authenticate_api_key
+from services.public.client_address import client_identity
 from services.public.quotas import QuotaCounter, QuotaError
 from services.public.rate_limits import BucketDecision, RateLimiter
 from services.public.search_filters import invalid_parameter
@@ -42,14 +44,17 @@ _STATE_KEY = "public_rate_limit"
 
 @dataclass(frozen=True)
 class PublicClient:
-    identity: str  # "key:<id>" or "ip:<address>": what buckets and quotas are counted by
+    # "key:<id>", "ip:<v4 address>" or "ip:<v6 /64>": what buckets and quotas count by
+    identity: str
     tier: Tier
     api_key: ApiKey | None
 
 
 @lru_cache(maxsize=1)
 def get_redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().cache_url, socket_timeout=2.0)
+    settings = get_settings()
+    url = settings.rate_limit_redis_url or settings.cache_url
+    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
 @lru_cache(maxsize=1)
@@ -97,16 +102,22 @@ def presented_api_key(x_api_key: str | None, authorization: str | None) -> str |
 
 def require_public_client(
     request: Request,
-    session: SessionDep,
-    x_api_key: Annotated[str | None, Header(description="Your API key; none = anonymous")] = None,
+    session: PublicSessionDep,
+    x_api_key: Annotated[
+        Text | None, Header(max_length=256, description="Your API key; none = anonymous")
+    ] = None,
     authorization: Annotated[
-        str | None, Header(description="`Bearer <API key>`, as X-API-Key")
+        Text | None, Header(max_length=300, description="`Bearer <API key>`, as X-API-Key")
     ] = None,
 ) -> PublicClient:
-    address = request.client.host if request.client else "unknown"
+    anonymous = client_identity(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        get_settings().trusted_proxy_networks,
+    )
     key = presented_api_key(x_api_key, authorization)
     if not key:
-        client = PublicClient(f"ip:{address}", get_tier(ANONYMOUS_TIER), None)
+        client = PublicClient(anonymous, get_tier(ANONYMOUS_TIER), None)
         _take_token(request, client.identity, client.tier)
         return client
     try:
@@ -115,7 +126,7 @@ def require_public_client(
         )
     except Unauthorized:
         # A bad key costs the caller's IP an anonymous token: key guessing is rate limited.
-        _take_token(request, f"ip:{address}", get_tier(ANONYMOUS_TIER))
+        _take_token(request, anonymous, get_tier(ANONYMOUS_TIER))
         raise
     client = PublicClient(f"key:{record.id}", get_tier(record.tier), record)
     _take_token(request, client.identity, client.tier)
@@ -126,7 +137,8 @@ PublicClientDep = Annotated[PublicClient, Depends(require_public_client)]
 
 
 def quota_for(feature: Feature) -> Callable[..., Iterator[None]]:
-    """A dependency taking one unit of today's ``feature`` quota, given back if the call fails."""
+    """A dependency taking one unit of today's ``feature`` quota, given back if the call fails
+    (except for a 404: its "did you mean" answer would otherwise make probing ids free)."""
 
     def use_quota(client: PublicClientDep) -> Iterator[None]:
         counter = get_quota_counter()
@@ -140,6 +152,8 @@ def quota_for(feature: Feature) -> Callable[..., Iterator[None]]:
             raise
         try:
             yield
+        except NotFound:
+            raise
         except BaseException:
             counter.refund(reservation)
             raise

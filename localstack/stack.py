@@ -54,6 +54,7 @@ class LocalStack:
             logger.info("embedded Redis on %s", self.redis.url)
         self.env.setdefault("GATEWAY_WORKER_TOKENS", LOCAL_WORKER_TOKEN)
         self.env.setdefault("GATEWAY_ADMIN_TOKENS", LOCAL_ADMIN_TOKEN)
+        self.env["GATEWAY_LOCAL_STACK"] = "true"  # allows the well-known tokens above
         self.write_env_file()
 
     @property
@@ -63,7 +64,7 @@ class LocalStack:
     def write_env_file(self) -> None:
         """``source .local/stack.env`` points the CLI (or a shell) at this stack."""
         names = ("GATEWAY_POSTGRES_URL", "GATEWAY_REDIS_URL", "GATEWAY_WORKER_TOKENS",
-                 "GATEWAY_ADMIN_TOKENS")  # fmt: skip
+                 "GATEWAY_ADMIN_TOKENS", "GATEWAY_LOCAL_STACK")  # fmt: skip
         lines = [f"export {name}={shlex.quote(self.env[name])}" for name in names]
         self.env_file.parent.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text("\n".join(lines) + "\n")
@@ -101,14 +102,17 @@ class LocalStack:
             worker("service", SERVICE_QUEUES),
             *([worker("scrape", scrape_queues)] if scrape_queues else []),
             ChildProcess("beat", [*celery, "beat", "-s", str(beat_schedule), "--loglevel", "INFO"]),
+            # Flower reads FLOWER_BASIC_AUTH from its environment: on the command line the
+            # password would show in ps.
             ChildProcess(
                 "flower",
-                [*celery, "flower", f"--address={settings.host}", f"--port={settings.flower_port}",
-                 f"--basic-auth={settings.flower_user}:{settings.flower_password}"],
+                [*celery, "flower", f"--address={settings.host}", f"--port={settings.flower_port}"],
             ),
         ]  # fmt: skip
+        flower_auth = f"{settings.flower_user}:{settings.flower_password}"
         for child in self.children:
-            child.start(env=self.env, cwd=REPO_ROOT)
+            extra = {"FLOWER_BASIC_AUTH": flower_auth} if child.name == "flower" else {}
+            child.start(env={**self.env, **extra}, cwd=REPO_ROOT)
 
     def wait_until_api_answers(self, timeout_s: float = 60.0) -> None:
         url = f"http://{self.settings.host}:{self.settings.port}/health"

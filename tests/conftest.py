@@ -43,6 +43,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "GATEWAY_RAW_STORAGE_PATH": str(_work_dir / "raw"),
             "GATEWAY_LOCAL_DATA_DIR": str(_work_dir),
             "GATEWAY_LOG_JSON": "false",
+            # Tests read figures right after changing them; the caches have their own tests.
+            "GATEWAY_METRICS_CACHE_S": "0",
+            "GATEWAY_READINESS_CACHE_S": "0",
         }
     )
     from settings import get_settings
@@ -100,6 +103,9 @@ def _isolate_state(seed_platforms: list[str]) -> Iterator[None]:
             text("DELETE FROM platforms WHERE NOT (name = ANY(:seed))"), {"seed": seed_platforms}
         )
     flush_redis_keeping_bindings(settings.cache_url)
+    from gateway_api.auth import worker_identity_cache
+
+    worker_identity_cache().clear()  # claims and credentials were just truncated
     if settings.celery_broker_url != settings.cache_url and settings.is_redis_broker:
         flush_redis_keeping_bindings(settings.celery_broker_url)
 

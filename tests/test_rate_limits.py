@@ -19,7 +19,7 @@ from services.public.tiers import Feature, Tier, get_tier, tier_names
 from tests.public_factories import ParcelSpec, add_api_key, add_parcels
 from tests.waiting import wait_for
 
-ANONYMOUS_IDENTITY = "ip:testclient"  # TestClient's client address
+ANONYMOUS_IDENTITY = "peer:testclient"  # TestClient's peer is not an IP address
 
 
 def headers_for(db_session: Session, tier: str) -> tuple[dict[str, str], str]:
@@ -173,7 +173,7 @@ def test_a_feature_outside_the_tier_is_403_naming_the_tier_that_has_it(
     assert rate_limit_hits("anonymous", "tier") == hits_before + 1
 
 
-def test_only_successful_answers_count_against_the_quota(
+def test_successful_answers_and_not_found_lookups_count_against_the_quota(
     api_client: TestClient, db_session: Session
 ) -> None:
     headers, _ = headers_for(db_session, "free")
@@ -188,7 +188,8 @@ def test_only_successful_answers_count_against_the_quota(
         f["feature"]: f["used_today"]
         for f in api_client.get("/v1/usage", headers=headers).json()["features"]
     }
-    assert usage == {"search": 1, "detail": 1, "top_lists": 0, "history": 0}
+    # The 404 counts: with its "did you mean" it would otherwise make probing ids free.
+    assert usage == {"search": 1, "detail": 2, "top_lists": 0, "history": 0}
     assert parcel.parcel_id == "7-7-7"
 
 

@@ -21,8 +21,9 @@ def test_defaults_keep_the_old_gateway_port_and_lease_timeout(
 
 
 def test_token_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_WORKER_TOKENS", " a , b,,c ")
-    assert load_settings().worker_tokens == ["a", "b", "c"]
+    a, b, c = ("a" * 16, "b" * 16, "c" * 16)
+    monkeypatch.setenv("GATEWAY_WORKER_TOKENS", f" {a} , {b},,{c} ")
+    assert load_settings().worker_tokens == [a, b, c]
 
 
 def test_broker_defaults_to_redis_and_accepts_amqp(monkeypatch: pytest.MonkeyPatch) -> None:

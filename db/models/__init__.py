@@ -7,6 +7,7 @@ from db.models.ledger import ACTIVE_STATUSES, FINAL_STATUSES, Platform, ScrapeTa
 from db.models.parcel_search import SEARCH_INDEXES
 from db.models.parcels import Parcel, ParcelSnapshot
 from db.models.raw_files import RawFile
+from db.models.worker_credentials import WorkerCredential, WorkerIdentityClaim
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -25,4 +26,6 @@ __all__ = [
     "Worker",
     "WorkerCommand",
     "WorkerCommandKind",
+    "WorkerCredential",
+    "WorkerIdentityClaim",
 ]

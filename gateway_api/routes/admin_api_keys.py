@@ -8,15 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from db.models import ApiKey
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
+from gateway_api.schemas import BigId, Text
 from services.public import api_keys
 
 router = APIRouter(prefix="/admin/api-keys", tags=["admin"])
+KeyId = Annotated[BigId, Path()]
 
 
 class ApiKeyOut(BaseModel):
@@ -43,12 +45,12 @@ class ApiKeyListOut(BaseModel):
 
 
 class CreateApiKeyIn(BaseModel):
-    tier: str = Field(min_length=1, max_length=32)
-    owner: str = Field(min_length=1, max_length=200, description="Who the key is for")
+    tier: Text = Field(min_length=1, max_length=32)
+    owner: Text = Field(min_length=1, max_length=200, description="Who the key is for")
 
 
 class UpdateApiKeyIn(BaseModel):
-    tier: str = Field(min_length=1, max_length=32)
+    tier: Text = Field(min_length=1, max_length=32)
 
 
 def _issued(issued: api_keys.IssuedKey) -> IssuedKeyOut:
@@ -73,20 +75,20 @@ def list_api_keys(
 
 
 @router.post("/{key_id}/rotate")
-def rotate_api_key(key_id: int, session: SessionDep, _: AdminDep) -> IssuedKeyOut:
+def rotate_api_key(key_id: KeyId, session: SessionDep, _: AdminDep) -> IssuedKeyOut:
     """A new key for the same record (tier, owner, usage); the old key stops working now."""
     return _issued(api_keys.rotate_api_key(session, key_id))
 
 
 @router.patch("/{key_id}")
 def update_api_key(
-    key_id: int, body: UpdateApiKeyIn, session: SessionDep, _: AdminDep
+    key_id: KeyId, body: UpdateApiKeyIn, session: SessionDep, _: AdminDep
 ) -> ApiKeyOut:
     """Move a key to another tier."""
     return ApiKeyOut.from_record(api_keys.set_api_key_tier(session, key_id, tier=body.tier))
 
 
 @router.post("/{key_id}/revoke")
-def revoke_api_key(key_id: int, session: SessionDep, _: AdminDep) -> ApiKeyOut:
+def revoke_api_key(key_id: KeyId, session: SessionDep, _: AdminDep) -> ApiKeyOut:
     """Revoke a key: it is refused (401) from the next request on. Idempotent."""
     return ApiKeyOut.from_record(api_keys.revoke_api_key(session, key_id))

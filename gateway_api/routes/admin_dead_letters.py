@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from gateway_api.routes.admin_tasks import TaskOut, task_out
+from gateway_api.schemas import AgeSeconds, Int32, PlatformName, Text
 from services.dispatch.dead_letters import (
     MAX_PAGE,
     DeadLetterFilter,
@@ -23,6 +24,7 @@ from services.dispatch.dead_letters import (
 from settings import get_settings
 
 router = APIRouter(prefix="/admin/dead-letters", tags=["admin"])
+Reason = Annotated[Text, Field(max_length=64)]
 MAX_REDRIVE = 10_000
 
 
@@ -32,10 +34,10 @@ class DeadLetterList(BaseModel):
 
 class FilterIn(BaseModel):
     task_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_REDRIVE)
-    platform: str | None = None
-    reason: str | None = None
-    older_than_s: float | None = Field(default=None, ge=0)
-    newer_than_s: float | None = Field(default=None, ge=0)
+    platform: PlatformName | None = None
+    reason: Reason | None = None
+    older_than_s: AgeSeconds | None = None
+    newer_than_s: AgeSeconds | None = None
 
     def to_filter(self) -> DeadLetterFilter:
         return DeadLetterFilter(
@@ -49,7 +51,7 @@ class FilterIn(BaseModel):
 
 class RedriveIn(FilterIn):
     limit: int = Field(default=1000, ge=1, le=MAX_REDRIVE)
-    rate_per_s: float | None = Field(default=None, gt=0, le=10_000)
+    rate_per_s: float | None = Field(default=None, gt=0, le=10_000, allow_inf_nan=False)
 
 
 class RedriveOut(BaseModel):
@@ -72,12 +74,12 @@ class PurgeOut(BaseModel):
 def list_dead(
     _: AdminDep,
     session: SessionDep,
-    platform: str | None = None,
-    reason: str | None = None,
-    older_than_s: Annotated[float | None, Query(ge=0)] = None,
-    newer_than_s: Annotated[float | None, Query(ge=0)] = None,
+    platform: Annotated[PlatformName | None, Query()] = None,
+    reason: Annotated[Reason | None, Query()] = None,
+    older_than_s: Annotated[AgeSeconds | None, Query()] = None,
+    newer_than_s: Annotated[AgeSeconds | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Int32, Query()] = 0,
 ) -> DeadLetterList:
     """Dead letters, newest first, filtered by platform, reason and age."""
     filters = DeadLetterFilter(

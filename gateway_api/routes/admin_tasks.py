@@ -12,23 +12,26 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from db.models import ScrapeTask
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
+from gateway_api.schemas import PlatformName, Text
 from observability.request_context import get_request_id
 from services.dispatch.cancellation import cancel_task
 from services.dispatch.enqueue import MAX_BATCH, EnqueueRequest, ItemStatus
 from services.dispatch.ledger_stats import ledger_balance
 from services.errors import NotFound
+from services.ingest.items import MAX_PARCEL_ID_CHARS
 from tasks.dispatch_broker import enqueue_and_publish
 
 router = APIRouter(prefix="/admin/tasks", tags=["admin"])
 
 
 class EnqueueItemIn(BaseModel):
-    platform: str = Field(min_length=1, max_length=64)
-    state: str = Field(min_length=1, max_length=32)
-    county: str = Field(min_length=1, max_length=128)
-    parcel_id: str = Field(max_length=200)
-    url: str | None = Field(default=None, max_length=2000)
-    priority: int | None = None
+    platform: PlatformName = Field(min_length=1)
+    state: Text = Field(min_length=1, max_length=32)
+    county: Text = Field(min_length=1, max_length=128)
+    # One limit with results: a task whose result could never be accepted is not enqueued.
+    parcel_id: Text = Field(max_length=MAX_PARCEL_ID_CHARS)
+    url: Text | None = Field(default=None, max_length=2000)
+    priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
 
 class EnqueueIn(BaseModel):

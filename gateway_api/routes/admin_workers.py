@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
+from gateway_api.schemas import Text
 from services.dispatch.fleet import list_workers, queue_command
 from settings import get_settings
 
@@ -80,7 +81,10 @@ def list_fleet(
 
 @router.post("/{worker_id}/commands", status_code=201)
 def post_worker_command(
-    worker_id: str, body: CommandIn, _: AdminDep, session: SessionDep
+    worker_id: Annotated[Text, Path(max_length=128)],
+    body: CommandIn,
+    _: AdminDep,
+    session: SessionDep,
 ) -> CommandOut:
     """Queue pause / resume / shutdown; the worker's next heartbeat receives it."""
     command = queue_command(session, worker_id, body.command)

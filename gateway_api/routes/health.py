@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from db.session import get_engine
 from gateway_api.metrics import render_metrics
-from services.readiness import probe_broker, probe_database, probe_redis
+from gateway_api.timed_cache import TimedCache
+from services.readiness import ProbeResult, probe_broker, probe_database, probe_redis
 from settings import get_settings
 
 router = APIRouter(tags=["operations"])
@@ -31,15 +32,23 @@ def get_health() -> HealthOut:
     return HealthOut(status="healthy", app="internal")
 
 
+def _probe_all() -> list[ProbeResult]:
+    settings = get_settings()
+    return [
+        probe_database(get_engine()),
+        probe_redis(settings.cache_url),
+        probe_broker(settings.celery_broker_url),
+    ]
+
+
+# Probes open connections to every server: at most one round per interval, whoever asks.
+readiness = TimedCache(_probe_all, max_age_s=lambda: get_settings().readiness_cache_s)
+
+
 @router.get("/health/ready", response_model=ReadinessOut, responses={503: {"model": ReadinessOut}})
 async def get_readiness() -> JSONResponse:
     """Readiness: database, Redis and broker reachable; 503 names what is down."""
-    settings = get_settings()
-    results = [
-        await run_in_threadpool(probe_database, get_engine()),
-        await run_in_threadpool(probe_redis, settings.cache_url),
-        await run_in_threadpool(probe_broker, settings.celery_broker_url),
-    ]
+    results = await run_in_threadpool(readiness.get)
     checks = {r.name: "ok" if r.is_ok else f"down ({r.error})" for r in results}
     is_ready = all(r.is_ok for r in results)
     body = ReadinessOut(status="ready" if is_ready else "unavailable", checks=checks)

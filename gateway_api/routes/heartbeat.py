@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
+from gateway_api.schemas import Int32, Percent, PlatformName
 from services.dispatch.fleet import HeartbeatStatus, record_heartbeat
 from settings import get_settings
 
@@ -16,12 +17,12 @@ router = APIRouter(prefix="/internal", tags=["workers"])
 
 
 class HeartbeatIn(BaseModel):
-    active_tasks: int = Field(default=0, ge=0)
-    completed_last_minute: int = Field(default=0, ge=0)
-    failed_last_minute: int = Field(default=0, ge=0)
-    platforms: list[str] = Field(default_factory=list, max_length=200)
-    cpu_percent: float | None = Field(default=None, ge=0)
-    memory_percent: float | None = Field(default=None, ge=0)
+    active_tasks: Int32 = 0
+    completed_last_minute: Int32 = 0
+    failed_last_minute: Int32 = 0
+    platforms: list[PlatformName] = Field(default_factory=list, max_length=200)
+    cpu_percent: Percent | None = None
+    memory_percent: Percent | None = None
 
 
 class HeartbeatOut(BaseModel):

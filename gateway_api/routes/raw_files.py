@@ -13,15 +13,14 @@ from pydantic import BaseModel, Field
 
 from gateway_api.auth import AdminDep, WorkerDep
 from gateway_api.deps import SessionDep
+from gateway_api.edge import RAW_UPLOAD_OVERHEAD_BYTES
 from services.errors import PayloadTooLarge
 from services.ingest.raw_files import open_raw_file, store_raw_file
 from services.ingest.raw_storage import LocalFolderStorage, RawFileStorage
-from services.ingest.raw_upload import MAX_METADATA_BYTES, RawUploadReader
+from services.ingest.raw_upload import RawUploadReader
 from settings import get_settings
 
 router = APIRouter(tags=["raw files"])
-# Room for part headers and boundaries beside the file and the metadata.
-_MULTIPART_OVERHEAD_BYTES = 64 * 1024 + MAX_METADATA_BYTES
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="sha256 hex digest")]
 
 
@@ -60,7 +59,7 @@ async def post_raw_file(request: Request, worker: WorkerDep, session: SessionDep
     settings = get_settings()
     limit = settings.raw_file_max_bytes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD_BYTES:
+    if declared.isdigit() and int(declared) > limit + RAW_UPLOAD_OVERHEAD_BYTES:
         raise PayloadTooLarge(f"file exceeds the limit of {limit} bytes")
     storage = raw_file_storage()
     reader = RawUploadReader(

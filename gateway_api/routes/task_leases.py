@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
+from gateway_api.schemas import INT32_MAX, Text
 from services.dispatch.failures import WORKER_REASONS
 from services.dispatch.leases import complete_lease, complete_leases, extend_lease, fail_lease
 from settings import get_settings
@@ -20,7 +21,9 @@ MAX_BATCH = 1000
 
 
 class LeaseRef(BaseModel):
-    lease_token: int | None = Field(default=None, description="fencing token from /internal/work")
+    lease_token: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="fencing token from /internal/work"
+    )
 
 
 class CompleteOut(BaseModel):
@@ -30,8 +33,8 @@ class CompleteOut(BaseModel):
 
 
 class FailIn(LeaseRef):
-    reason: str
-    message: str = Field(default="", max_length=10_000)
+    reason: Text = Field(max_length=64)
+    message: Text = Field(default="", max_length=10_000)
     retry_suggested: bool = True
 
     @field_validator("reason")

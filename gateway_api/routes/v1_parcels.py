@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from gateway_api.deps import SessionDep
+from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import (
     allow_query_parameters,
     quota_dependency,
     require_public_client,
 )
 from gateway_api.public_schemas import ParcelDetailOut
+from gateway_api.schemas import Text
 from services.ingest.history import parcel_history
+from services.ingest.items import MAX_PARCEL_ID_CHARS
 from services.public.parcels import find_parcel
 from services.public.tiers import Feature
 
@@ -23,6 +25,9 @@ router = APIRouter(
     prefix="/v1/parcels", tags=["public"], dependencies=[Depends(require_public_client)]
 )
 PARCEL_PATH = "/{state}/{county}/{parcel_id}"
+StateIn = Annotated[Text, Path(max_length=32)]
+CountyIn = Annotated[Text, Path(max_length=128)]
+ParcelIdIn = Annotated[Text, Path(max_length=MAX_PARCEL_ID_CHARS)]
 
 
 class FieldChangeOut(BaseModel):
@@ -48,7 +53,9 @@ class ParcelHistoryOut(BaseModel):
     PARCEL_PATH,
     dependencies=[allow_query_parameters(), quota_dependency(Feature.DETAIL)],
 )
-def get_parcel(state: str, county: str, parcel_id: str, session: SessionDep) -> ParcelDetailOut:
+def get_parcel(
+    state: StateIn, county: CountyIn, parcel_id: ParcelIdIn, session: PublicSessionDep
+) -> ParcelDetailOut:
     """The parcel; `01-08-13-0000-3634-1100` and `010813000036341100` find the same one."""
     return ParcelDetailOut.from_detail(find_parcel(session, state, county, parcel_id))
 
@@ -58,10 +65,10 @@ def get_parcel(state: str, county: str, parcel_id: str, session: SessionDep) -> 
     dependencies=[allow_query_parameters("limit"), quota_dependency(Feature.HISTORY)],
 )
 def get_parcel_history(
-    state: str,
-    county: str,
-    parcel_id: str,
-    session: SessionDep,
+    state: StateIn,
+    county: CountyIn,
+    parcel_id: ParcelIdIn,
+    session: PublicSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ParcelHistoryOut:
     """The parcel's scrapes, newest first, each with what changed since the one before."""

@@ -10,9 +10,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway_api.deps import SessionDep
+from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
+from gateway_api.schemas import Text
 from services.public import search as parcel_search
 from services.public.search_filters import make_filters, normalize_substring
 from services.public.tiers import Feature
@@ -26,9 +27,9 @@ SortChoice = Literal[
 ]  # fmt: skip
 Money = Annotated[Decimal | None, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
 Limit = Annotated[int, Field(ge=1, le=parcel_search.MAX_LIMIT)]
-Cursor = Annotated[str | None, Field(max_length=512, description="`next_cursor` of the last page")]
-State = Annotated[str | None, Field(max_length=32, description="Two-letter code or name")]
-County = Annotated[str | None, Field(max_length=64, description="Any spelling; needs state")]
+Cursor = Annotated[Text | None, Field(max_length=512, description="`next_cursor` of the last page")]
+State = Annotated[Text | None, Field(max_length=32, description="Two-letter code or name")]
+County = Annotated[Text | None, Field(max_length=64, description="Any spelling; needs state")]
 
 
 class PageQuery(BaseModel):
@@ -42,22 +43,22 @@ class PageQuery(BaseModel):
 
 
 class SearchQuery(PageQuery):
-    owner: str | None = Field(None, max_length=200, description="Substring of the owner name")
-    address: str | None = Field(None, max_length=200, description="Substring of the address")
+    owner: Text | None = Field(None, max_length=200, description="Substring of the owner name")
+    address: Text | None = Field(None, max_length=200, description="Substring of the address")
     total_due_min: Money = None
     total_due_max: Money = None
     assessed_value_min: Money = None
     assessed_value_max: Money = None
-    property_type: str | None = Field(None, max_length=100, description="Exact, any case")
+    property_type: Text | None = Field(None, max_length=100, description="Exact, any case")
     delinquent: bool | None = None
     updated_since: datetime | None = Field(None, description="ISO 8601; UTC if no offset")
 
 
 class TextQuery(PageQuery):
-    q: str = Field(min_length=3, max_length=200, description="Substring, 3+ characters")
+    q: Text = Field(min_length=3, max_length=200, description="Substring, 3+ characters")
 
 
-def _search(session: SessionDep, query: PageQuery, **filters: object) -> SearchPageOut:
+def _search(session: PublicSessionDep, query: PageQuery, **filters: object) -> SearchPageOut:
     page = parcel_search.search_parcels(
         session,
         make_filters(state=query.state, county=query.county, **filters),  # type: ignore[arg-type]
@@ -70,7 +71,9 @@ def _search(session: SessionDep, query: PageQuery, **filters: object) -> SearchP
 
 
 @router.get("/search", dependencies=[quota_dependency(Feature.SEARCH)])
-def search_parcels(query: Annotated[SearchQuery, Query()], session: SessionDep) -> SearchPageOut:
+def search_parcels(
+    query: Annotated[SearchQuery, Query()], session: PublicSessionDep
+) -> SearchPageOut:
     """Search parcels by place, owner, address, amounts, type and delinquency; keyset pages."""
     return _search(
         session,
@@ -88,12 +91,16 @@ def search_parcels(query: Annotated[SearchQuery, Query()], session: SessionDep) 
 
 
 @router.get("/search/owner", dependencies=[quota_dependency(Feature.SEARCH)])
-def search_by_owner(query: Annotated[TextQuery, Query()], session: SessionDep) -> SearchPageOut:
+def search_by_owner(
+    query: Annotated[TextQuery, Query()], session: PublicSessionDep
+) -> SearchPageOut:
     """Parcels whose owner name contains `q` (any case), through the trigram index."""
     return _search(session, query, owner=normalize_substring("q", query.q))
 
 
 @router.get("/search/address", dependencies=[quota_dependency(Feature.SEARCH)])
-def search_by_address(query: Annotated[TextQuery, Query()], session: SessionDep) -> SearchPageOut:
+def search_by_address(
+    query: Annotated[TextQuery, Query()], session: PublicSessionDep
+) -> SearchPageOut:
     """Parcels whose situs address contains `q` (any case), through the trigram index."""
     return _search(session, query, address=normalize_substring("q", query.q))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from gateway_api.deps import SessionDep
+from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
 from gateway_api.routes.v1_search import County, Cursor, Limit, State
+from gateway_api.schemas import Text
 from services.public import search as parcel_search
 from services.public.search_filters import make_filters
 from services.public.tiers import Feature
@@ -56,7 +57,10 @@ def list_top_lists() -> StrategiesOut:
     )
 
 
-def _known_strategy(strategy: str) -> str:
+Strategy = Annotated[Text, Path(max_length=64)]
+
+
+def _known_strategy(strategy: Strategy) -> str:
     # Checked before the quota is touched: an unknown strategy is a 404 that costs nothing.
     return get_strategy(strategy).name
 
@@ -67,7 +71,7 @@ def _known_strategy(strategy: str) -> str:
     responses={404: {"description": "Unknown strategy; the message lists the valid ones"}},
 )
 def get_top_list(
-    strategy: str, query: Annotated[TopListQuery, Query()], session: SessionDep
+    strategy: Strategy, query: Annotated[TopListQuery, Query()], session: PublicSessionDep
 ) -> TopListOut:
     """One page of a top list, optionally within a state or county."""
     page = top_list(

@@ -10,12 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from db.models import Platform, ScrapeTask
 from db.session import session_scope
 from gateway_api.auth import WorkerDep
+from gateway_api.schemas import Text
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.fleet import is_worker_paused
 from services.errors import InvalidInput
@@ -24,6 +25,7 @@ from tasks.dispatch_broker import lease_from_broker
 
 router = APIRouter(prefix="/internal", tags=["workers"])
 MAX_WAIT_S = 30.0
+PlatformList = Annotated[Text, Field(max_length=2000)]  # a name, or a comma list of names
 
 
 class WorkTarget(BaseModel):
@@ -97,7 +99,7 @@ def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
 @router.get("/work")
 async def get_work(
     worker: WorkerDep,
-    platforms: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    platforms: Annotated[list[PlatformList], Query(max_length=200)] = [],  # noqa: B006
     capacity: Annotated[int, Query(ge=1, le=100)] = 1,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
 ) -> WorkOut:

@@ -1,7 +1,9 @@
 """HTTP leases on the ledger: claim, complete, fail, extend, all fenced by ``lease_token``.
 
 Only the current holder (same worker id and, when given, the same token) may act on a lease;
-anyone else gets a Conflict (409) and nothing changes. Completing twice is harmless.
+anyone else gets a Conflict (409) that does not name the holder, and nothing changes. Worker
+ids are bound to credentials (``worker_identity``), so a call without ``lease_token`` is
+accepted only from the credential whose worker holds the lease. Completing twice is harmless.
 """
 
 from __future__ import annotations
@@ -71,9 +73,10 @@ def _locked_task(session: Session, task_id: uuid.UUID) -> ScrapeTask:
 
 
 def _check_holder(task: ScrapeTask, worker_id: str, lease_token: int | None) -> None:
+    # Never name the holder: a worker id is half of an identity, and the answer goes to
+    # whoever asked.
     if task.leased_by != worker_id:
-        holder = task.leased_by or "nobody"
-        raise Conflict(f"task {task.id} is held by {holder}, not {worker_id}")
+        raise Conflict(f"task {task.id} is not leased to worker {worker_id}")
     if lease_token is not None and task.lease_token != lease_token:
         raise Conflict(f"lease token {lease_token} of task {task.id} is stale")
 

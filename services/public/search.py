@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session, aliased
 from db.models import Parcel
 from db.models.parcel_search import due_to_value_ratio
 from services.errors import InvalidInput, ServiceUnavailable
-from services.public.cursors import Cursor, decode_cursor, encode_cursor, fingerprint_of
+from services.public.cursors import (
+    Cursor,
+    cursor_error,
+    decode_cursor,
+    encode_cursor,
+    fingerprint_of,
+)
 from services.public.search_filters import (
     SearchFilters,
     filter_conditions,
@@ -229,7 +235,7 @@ def _valued_query(
 ) -> Select[Any]:
     query = base.where(expression.is_not(None))
     if position is not None and position.value is not None:
-        boundary = tuple_(_parse_value(sort.key, position.value), position.last_id)
+        boundary = tuple_(parse_cursor_value(sort.key, position.value), position.last_id)
         keyset = tuple_(expression, Parcel.id)
         query = query.where(keyset < boundary if sort.is_descending else keyset > boundary)
     if sort.is_descending:
@@ -262,13 +268,19 @@ def _value_text(value: object) -> str | None:
     return str(value)
 
 
-def _parse_value(key: SortKey, value: str) -> object:
+# Far beyond any amount or ratio the numeric columns hold, far inside what PostgreSQL parses.
+_MAX_CURSOR_MAGNITUDE = Decimal(10) ** 20
+
+
+def parse_cursor_value(key: SortKey, value: str) -> object:
+    """The sort value a cursor carries, in its column's type; 422 naming ``cursor`` if it
+    is not one that column could hold."""
     try:
         if key is SortKey.UPDATED_AT:
             return datetime.fromisoformat(value)
-        return Decimal(value)
+        number = Decimal(value)
     except (ValueError, InvalidOperation) as exc:
-        message = "cursor is malformed"
-        raise InvalidInput(
-            f"cursor: {message}", details=[{"field": "cursor", "message": message}]
-        ) from exc
+        raise cursor_error("cursor is malformed") from exc
+    if not number.is_finite() or abs(number) >= _MAX_CURSOR_MAGNITUDE:
+        raise cursor_error("cursor is malformed")
+    return number
