@@ -38,9 +38,11 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 worker_soft_shutdown_timeout = 10.0
 worker_concurrency = _settings.worker_concurrency
 
-# Flower reads these events.
+# Flower reads the workers' task events. No "task-sent" event per publish: every scrape task
+# publishes its result, so it would add an event publish to each of the hottest path's tasks,
+# and Flower shows a task from its first worker event anyway.
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 
 # Scrape queues (scrape.{platform}.p{priority}) are data: created on first publish.
 task_create_missing_queues = True

@@ -9,7 +9,8 @@ chunk.
 Both paths write the same parcels columns on disjoint parcel ids of the same tables.
 
 Then the batch path in ``worker_concurrency`` processes at once (how the ingest queue is
-consumed), the same end to end through the broker and a real Celery worker, and, as a
+consumed), the same end to end through the broker and a real Celery worker, one-item
+messages (as scrape tasks send their results) batched by a real worker, and, as a
 diagnostic printed last, the batch path again after dropping the public-search indexes of
 migration 0004: what the ingest itself costs without them.
 """
@@ -204,11 +205,44 @@ def run_celery_path(items: Sequence[dict[str, Any]], *, chunk_size: int, process
 
         def is_done() -> bool:
             outcomes = read_ingest_outcomes(task_ids)
-            if outcomes.failed:
-                raise RuntimeError(f"ingest tasks failed: {outcomes.failed[:3]}")
+            if outcomes.rejected:
+                raise RuntimeError(f"items recorded as rejects: {outcomes.rejected[:3]}")
             return not outcomes.unfinished
 
         wait_for(is_done, timeout_s=600, interval_s=0.05, what="the ingest tasks")
+        return time.perf_counter() - started
+    finally:
+        worker.stop()
+
+
+def run_one_item_messages(items: Sequence[dict[str, Any]], *, processes: int) -> float:
+    """The native Celery path's ingest hop: one message per item, as each scrape task sends
+    its result, consumed by a real worker that batches them; timed from the first publish
+    until every parcel is in the table."""
+    from db.session import session_scope
+    from tasks.app import app
+    from tasks.ingest import INGEST_TASK_NAME
+    from tasks.queues import INGEST_QUEUE
+    from tests.celery_workers import start_worker
+    from tests.waiting import wait_for
+
+    worker = start_worker(
+        [INGEST_QUEUE], log_dir=Path(tempfile.mkdtemp(prefix="bench-ingest-")),
+        concurrency=processes,
+    )  # fmt: skip
+    count_parcels = text("SELECT count(*) FROM parcels WHERE parcel_id LIKE 'M-%'")
+
+    def all_written() -> bool:
+        with session_scope() as session:
+            return int(session.scalar(count_parcels) or 0) == len(items)
+
+    try:
+        started = time.perf_counter()
+        with app.producer_or_acquire() as producer:
+            for item in items:
+                app.send_task(INGEST_TASK_NAME, args=[[item]], ignore_result=True,
+                              producer=producer)  # fmt: skip
+        wait_for(all_written, timeout_s=600, interval_s=0.1, what="the one-item messages")
         return time.perf_counter() - started
     finally:
         worker.stop()
@@ -267,6 +301,14 @@ def run() -> None:
         BATCH_ROWS,
         lambda: run_celery_path(
             make_items("Q", BATCH_ROWS, scraped_at=T0), chunk_size=chunk, processes=processes
+        ),
+    )
+    one_item_rows = BATCH_ROWS // 5
+    _measure(
+        f"one-item messages (as scrape tasks send), {processes} processes",
+        one_item_rows,
+        lambda: run_one_item_messages(
+            make_items("M", one_item_rows, scraped_at=T0), processes=processes
         ),
     )
     ratios = ", ".join(

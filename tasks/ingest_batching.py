@@ -67,6 +67,7 @@ class IngestBatcher:
         self._children = max(int(getattr(self._pool, "limit", 1) or 1), 1)
         self._max_held = self._children * MAX_HELD_BATCHES_PER_CHILD * self._max_items
         self._waiting: deque[_Held] = deque()  # received, not yet in a batch
+        self._waiting_items = 0
         self._alone: deque[_Held] = deque()  # tried again one message at a time
         self._held_count = 0  # messages held in all (waiting, alone, in flight)
         self._in_flight = 0  # batches in pool children
@@ -93,10 +94,11 @@ class IngestBatcher:
         held = _Held(request, _item_count(request), time.monotonic(), raised)
         self._held_count += 1
         self._waiting.append(held)
+        self._waiting_items += held.item_count
         if not self._timer_started:
             self._consumer.timer.call_repeatedly(self._max_wait_s / 2, self._on_tick)
             self._timer_started = True
-        if sum(h.item_count for h in self._waiting) >= self._max_items:
+        if self._waiting_items >= self._max_items:
             self._dispatch()
 
     def _request_of(self, message: Message, body: Any, ack: Any, reject: Any) -> Request:
@@ -117,23 +119,34 @@ class IngestBatcher:
         )  # fmt: skip
 
     def _on_tick(self) -> None:
-        oldest = self._waiting[0].received_at if self._waiting else None
-        if self._alone or (oldest is not None and time.monotonic() - oldest >= self._max_wait_s):
-            self._dispatch()
+        self._dispatch()
 
     # --- dispatching ---------------------------------------------------------------------------
 
+    def _is_batch_ready(self) -> bool:
+        """A full chunk's worth of items is waiting, or the oldest has waited long enough."""
+        if not self._waiting:
+            return False
+        if self._waiting_items >= self._max_items:
+            return True
+        return time.monotonic() - self._waiting[0].received_at >= self._max_wait_s
+
     def _dispatch(self) -> None:
-        while self._in_flight < self._children and (self._alone or self._waiting):
+        while self._in_flight < self._children and (self._alone or self._is_batch_ready()):
             if self._alone:
                 batch = [self._alone.popleft()]
             else:
-                batch = [self._waiting.popleft()]
+                batch = [self._take_waiting()]
                 items = batch[0].item_count
                 while self._waiting and items + self._waiting[0].item_count <= self._max_items:
                     items += self._waiting[0].item_count
-                    batch.append(self._waiting.popleft())
+                    batch.append(self._take_waiting())
             self._send_to_pool(batch)
+
+    def _take_waiting(self) -> _Held:
+        held = self._waiting.popleft()
+        self._waiting_items -= held.item_count
+        return held
 
     def _send_to_pool(self, batch: list[_Held]) -> None:
         quarantine = None
@@ -197,6 +210,7 @@ class IngestBatcher:
             target.extend(batch)
         else:  # first in line again
             target.extendleft(reversed(batch))
+            self._waiting_items += sum(held.item_count for held in batch)
         self._dispatch()
 
     def _release(self, held: _Held) -> None:
