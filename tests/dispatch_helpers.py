@@ -187,3 +187,18 @@ def assert_queue_depth(expected: int, platform: str = "demo", priority: int = 3)
         wait_for(lambda: queue_depth(platform, priority) == expected, timeout_s=3)
     except AssertionError:
         assert queue_depth(platform, priority) == expected
+
+
+def assert_succeeded_tasks_kept_their_results(session: Session) -> None:
+    """Accepted means kept: a task is succeeded only if its result is a parcel snapshot or an
+    ingest reject (tasks finished by an HTTP ``complete`` are the worker's word, not checked)."""
+    session.rollback()
+    orphans = session.execute(
+        text(
+            "SELECT t.id FROM scrape_tasks t WHERE t.status = 'succeeded'"
+            " AND t.leased_by LIKE '%@%'"  # run by a Celery node (named name@host)
+            " AND NOT EXISTS (SELECT 1 FROM parcel_snapshots s WHERE s.task_id = t.id)"
+            " AND NOT EXISTS (SELECT 1 FROM ingest_rejects r WHERE r.task_id = t.id)"
+        )
+    ).all()
+    assert orphans == [], f"succeeded without a parcel or reject row: {orphans}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
     assert_queue_depth,
+    assert_succeeded_tasks_kept_their_results,
     clean_dispatch_queues,
     enqueue,
     expire_leases,
@@ -61,6 +62,12 @@ def take_ingest_items() -> list[dict[str, Any]]:
             items.extend(args[0])
         channel.close()
     return items
+
+
+@pytest.fixture(autouse=True)
+def _succeeded_means_kept(db_session: Session) -> Iterator[None]:
+    yield
+    assert_succeeded_tasks_kept_their_results(db_session)
 
 
 def ingested_task_ids(db_session: Session) -> list[str]:

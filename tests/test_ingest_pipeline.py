@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 
 from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
-from tests.dispatch_helpers import assert_ledger_balanced, enqueue, task_row
+from tests.dispatch_helpers import (
+    assert_ledger_balanced,
+    assert_succeeded_tasks_kept_their_results,
+    enqueue,
+    task_row,
+)
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.broker
@@ -56,6 +61,12 @@ def post_results(
 def rows(session: Session, sql: str, **params: Any) -> list[Any]:
     session.rollback()  # see the workers' commits
     return list(session.execute(text(sql), params).all())
+
+
+@pytest.fixture(autouse=True)
+def _succeeded_means_kept(db_session: Session) -> Iterator[None]:
+    yield
+    assert_succeeded_tasks_kept_their_results(db_session)
 
 
 @pytest.fixture
