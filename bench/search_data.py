@@ -23,6 +23,7 @@ from pathlib import Path
 
 from services.errors import InvalidInput
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
+from services.text_trigrams import text_trigrams
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -65,6 +66,7 @@ COLUMNS = (
     "state", "county", "parcel_key", "parcel_id", "platform", "scraped_at", "data", "data_hash",
     "owner_name", "situs_address", "city", "zip", "property_type", "assessed_value",
     "market_value", "total_due", "tax_year", "is_delinquent", "delinquent_amount", "updated_at",
+    "owner_trigrams", "address_trigrams",
 )  # fmt: skip
 
 
@@ -188,7 +190,16 @@ def _row(county: County, parcel_id: str, rng: random.Random) -> list[str | None]
         None if assessed is None else f"{assessed * 1.1:.2f}",
         None if due is None else f"{due:.2f}", "2025", "t" if delinquent else "f",
         f"{due:.2f}" if delinquent else None, updated.isoformat(),
+        _array_text(text_trigrams(owner)), _array_text(text_trigrams(address)),
     ]  # fmt: skip
+
+
+def _array_text(elements: list[str] | None) -> str | None:
+    """A ``text[]`` literal (each element quoted), as the ingest writes it."""
+    if elements is None:
+        return None
+    quoted = (e.replace("\\", "\\\\").replace('"', '\\"') for e in elements)
+    return "{" + ",".join(f'"{e}"' for e in quoted) + "}"
 
 
 def _copy_text(values: list[str | None]) -> str:

@@ -4,19 +4,19 @@ They sit on the ``parcels`` table, which the ingestion code owns; they are decla
 the metadata knows them, and created by migration 0004.
 
 Substring search on owner and address uses a GIN index over an array of the text's
-trigrams (an IMMUTABLE PL/pgSQL function, core PostgreSQL only). ``pg_trgm`` would be the
-usual choice, but the embedded PostgreSQL (``pgserver``) ships without contrib modules, so
-the same idea is built from core parts: a substring's trigrams all occur in any text that
-contains it.
+trigrams, stored with the parcel (``services.text_trigrams``, computed by the ingest).
+``pg_trgm`` would be the usual choice, but the embedded PostgreSQL (``pgserver``) ships without
+contrib modules, so the same idea is built from core parts: a substring's trigrams all occur in
+any text that contains it. (Migration 0004 indexed a PL/pgSQL function's trigrams; computing
+them in the database cost about half of every parcel write.)
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Index, Numeric, func, literal_column, text, type_coerce
+from sqlalchemy import ColumnElement, Index, Numeric, literal_column, text, type_coerce
 
 from db.models.parcels import Parcel
 
-TRIGRAMS_FUNCTION = "public_text_trigrams"
 # The exact text of the index expression; queries must spell it the same way to use the index.
 DUE_TO_VALUE_SQL = "(total_due / NULLIF(assessed_value, 0))"
 
@@ -24,10 +24,6 @@ DUE_TO_VALUE_SQL = "(total_due / NULLIF(assessed_value, 0))"
 def due_to_value_ratio() -> ColumnElement[object]:
     """Total due divided by assessed value; NULL when either is unknown or the value is 0."""
     return type_coerce(literal_column(DUE_TO_VALUE_SQL), Numeric())
-
-
-def text_trigrams(column: ColumnElement[str | None]) -> ColumnElement[list[str]]:
-    return func.public_text_trigrams(column)
 
 
 # One keyset index per sort key and scope (county, state, nation); ``id`` breaks ties so the
@@ -50,12 +46,8 @@ SEARCH_INDEXES = [
     for key, sort_column in _SORT_COLUMNS.items()
 ]
 OWNER_TRIGRAM_INDEX = Index(
-    "ix_parcels_owner_trigrams",
-    func.public_text_trigrams(Parcel.__table__.c.owner_name),
-    postgresql_using="gin",
+    "ix_parcels_owner_trigrams", Parcel.__table__.c.owner_trigrams, postgresql_using="gin"
 )
 ADDRESS_TRIGRAM_INDEX = Index(
-    "ix_parcels_address_trigrams",
-    func.public_text_trigrams(Parcel.__table__.c.situs_address),
-    postgresql_using="gin",
+    "ix_parcels_address_trigrams", Parcel.__table__.c.address_trigrams, postgresql_using="gin"
 )

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column, updated_at_column
@@ -71,6 +71,10 @@ class Parcel(Base):
     last_sale_price: Mapped[Decimal | None] = mapped_column(Money)
     living_area_sqft: Mapped[int | None] = mapped_column(Integer)
     acreage: Mapped[Decimal | None] = mapped_column(Numeric(12, 4))
+    # Substring search keys of owner_name and situs_address (services.text_trigrams), written
+    # by the ingest with the columns they index.
+    owner_trigrams: Mapped[list[str] | None] = mapped_column(ARRAY(Text), deferred=True)
+    address_trigrams: Mapped[list[str] | None] = mapped_column(ARRAY(Text), deferred=True)
 
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()

@@ -29,11 +29,14 @@ from db.models.parcels import identity_text_sql
 from services.dispatch.completion import TaskResult, mark_tasks_succeeded
 from services.ingest.fields import TYPED_COLUMNS
 from services.ingest.items import ItemError, ResultItem, validate_result_items
+from services.text_trigrams import text_trigrams
 
 Identity = tuple[str, str, str]
 _IDENTITY_COLUMNS = ("state", "county", "parcel_key")
 _SCRAPE_COLUMNS = ("parcel_id", "platform", "scraped_at", "data", "data_hash", "raw_html_hash")
-_PARCEL_COLUMNS = (*_IDENTITY_COLUMNS, *_SCRAPE_COLUMNS, *TYPED_COLUMNS)
+# Substring search keys, from the typed owner and address (services.text_trigrams).
+_TRIGRAM_COLUMNS = ("owner_trigrams", "address_trigrams")
+_PARCEL_COLUMNS = (*_IDENTITY_COLUMNS, *_SCRAPE_COLUMNS, *TYPED_COLUMNS, *_TRIGRAM_COLUMNS)
 _STAGING_COLUMNS = ("row_number", "is_newest", "task_id", *_PARCEL_COLUMNS)
 _STAGING_TYPES = {
     "row_number": "integer", "is_newest": "boolean", "task_id": "uuid", "state": "text",
@@ -44,7 +47,7 @@ _STAGING_TYPES = {
     "land_value": "numeric", "improvement_value": "numeric", "total_due": "numeric",
     "tax_year": "integer", "is_delinquent": "boolean", "delinquent_amount": "numeric",
     "last_sale_date": "date", "last_sale_price": "numeric", "living_area_sqft": "integer",
-    "acreage": "numeric",
+    "acreage": "numeric", "owner_trigrams": "text[]", "address_trigrams": "text[]",
 }  # fmt: skip
 # Staged rows find their parcel through the expression index on the identity text
 # (migrations 0003, 0006), one index probe per staged row: a LATERAL subquery with LIMIT is never
@@ -59,7 +62,7 @@ _UPDATE_LIST = ", ".join(
         "scraped_at = excluded.scraped_at",
         *(
             f"{c} = CASE WHEN p.data_hash <> excluded.data_hash THEN excluded.{c} ELSE p.{c} END"
-            for c in (*_SCRAPE_COLUMNS, *TYPED_COLUMNS)
+            for c in (*_SCRAPE_COLUMNS, *TYPED_COLUMNS, *_TRIGRAM_COLUMNS)
             if c not in ("scraped_at", "data_hash")
         ),
         "updated_at = CASE WHEN p.data_hash <> excluded.data_hash"
@@ -273,8 +276,12 @@ def _staging_text(staged: Sequence[ResultItem], newest_count: int, unparsed: Cou
             unparsed.update(item.unparsed)
         pairs = zip(_COPY_TYPED, item.typed, strict=True)
         tail = "\t".join([_NULL if value is None else copy(value) for copy, value in pairs])
-        lines.append(_staging_head(item, number, "t") + tail)
-    no_typed_values = "\t".join([_NULL] * len(TYPED_COLUMNS))
+        owner, address = item.typed[_OWNER], item.typed[_ADDRESS]
+        lines.append(
+            f"{_staging_head(item, number, 't')}{tail}\t{_trigrams_copy(owner)}\t"
+            f"{_trigrams_copy(address)}"
+        )
+    no_typed_values = "\t".join([_NULL] * (len(TYPED_COLUMNS) + len(_TRIGRAM_COLUMNS)))
     for number, item in enumerate(staged[newest_count:], start=newest_count):
         lines.append(_staging_head(item, number, "f") + no_typed_values)
     lines.append("")
@@ -305,6 +312,19 @@ _TEXT_COLUMNS = frozenset({"owner_name", "situs_address", "city", "zip", "proper
 _COPY_TYPED: tuple[Callable[[Any], str], ...] = tuple(
     _escape if column in _TEXT_COLUMNS else str for column in TYPED_COLUMNS
 )
+
+
+_OWNER = TYPED_COLUMNS.index("owner_name")
+_ADDRESS = TYPED_COLUMNS.index("situs_address")
+
+
+def _trigrams_copy(value: str | None) -> str:
+    """The COPY text of a ``text[]`` of the value's trigrams: each element quoted."""
+    trigrams = text_trigrams(value)
+    if trigrams is None:
+        return _NULL
+    elements = ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in trigrams)
+    return _escape("{" + elements + "}")
 
 
 def _copy_staging(session: Session, buffer: str) -> None:

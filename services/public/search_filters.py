@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Text, func
+from sqlalchemy import Boolean, ColumnElement, Text, func, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from db.models import Parcel
 from services.errors import InvalidInput
 from services.parcel_identity import normalize_county, normalize_state
+from services.text_trigrams import covering_trigrams
 
 MIN_SUBSTRING_LENGTH = 3  # shorter text has no trigram, so no index could answer it
 
@@ -116,16 +117,16 @@ def text_conditions(filters: SearchFilters, columns: Any, *, use_index: bool) ->
     GIN trigram index answers; without, only the substring test (for rows already at hand).
     """
     conditions: list[Any] = []
-    for column, needle in (
-        (columns.owner_name, filters.owner),
-        (columns.situs_address, filters.address),
+    for column, needle, trigrams_column in (
+        (columns.owner_name, filters.owner, "owner_trigrams"),
+        (columns.situs_address, filters.address, "address_trigrams"),
     ):
         if needle is None:
             continue
         if use_index:
-            column_trigrams = func.public_text_trigrams(column, type_=ARRAY(Text))
-            needle_trigrams = func.public_text_trigrams(needle, type_=ARRAY(Text))
-            conditions.append(column_trigrams.op("@>", return_type=Boolean)(needle_trigrams))
+            needle_trigrams = literal(covering_trigrams(needle), ARRAY(Text))
+            contains_all = columns[trigrams_column].op("@>", return_type=Boolean)
+            conditions.append(contains_all(needle_trigrams))
         conditions.append(contains_text(column, needle))
     return conditions
 
