@@ -102,7 +102,10 @@ _ASYNC_DOC = {
     "/results",
     response_model=ResultsIngested,
     response_model_exclude_none=True,
-    responses={202: _ASYNC_DOC},
+    responses={
+        200: {"description": "Every accepted item written (or rejected): the original's answer"},
+        202: _ASYNC_DOC,
+    },
 )
 async def post_results(
     request: Request,
