@@ -144,6 +144,9 @@ class GatewaySettings(BaseSettings):
     ingest_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     results_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     results_max_wait_s: float = Field(default=60.0, ge=0)
+    # Without Prefer: respond-async, the answer waits this long for the ingest outcome (the
+    # original's 200 {inserted, updated, failed, errors}); past it, 202 with what is known.
+    results_sync_wait_s: float = Field(default=10.0, ge=0)
     # Items per POST /internal/results (413 beyond), and item errors listed in one answer.
     results_max_items: int = Field(default=5000, ge=1, le=100_000)
     results_max_errors: int = Field(default=100, ge=1, le=10_000)
@@ -306,6 +309,15 @@ class GatewaySettings(BaseSettings):
                 f"GATEWAY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed "
                 f"GATEWAY_TASK_TIME_LIMIT_S ({self.task_time_limit_s}) by more than "
                 f"{VISIBILITY_MARGIN_S}s, or Redis delivers running tasks a second time"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_results_sync_wait(self) -> GatewaySettings:
+        if self.results_sync_wait_s > self.results_max_wait_s:
+            raise ValueError(
+                f"GATEWAY_RESULTS_SYNC_WAIT_S ({self.results_sync_wait_s}) must not exceed "
+                f"GATEWAY_RESULTS_MAX_WAIT_S ({self.results_max_wait_s})"
             )
         return self
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from db.session import session_scope
 from services.dispatch.worker_credentials import worker_id_problem
@@ -21,9 +21,11 @@ from services.dispatch.worker_identity import (
     WorkerIdentityCache,
     build_directory,
     claim_worker_id,
+    derived_worker_id,
     load_directory,
 )
 from services.errors import InvalidInput, Unauthorized
+from services.public.client_address import client_address
 from settings import get_settings
 
 
@@ -77,18 +79,30 @@ def bind_worker_id(worker_id: str, credential: Credential) -> WorkerIdentity:
     return WorkerIdentity(worker_id=worker_id, credential=credential)
 
 
+def _client_host(request: Request) -> str:
+    peer = request.client.host if request.client else None
+    address = client_address(
+        peer, request.headers.get("x-forwarded-for"), get_settings().trusted_proxy_networks
+    )
+    return str(address) if address is not None else f"peer:{(peer or 'unknown')[:64]}"
+
+
 def require_worker(
+    request: Request,
     x_worker_token: Annotated[str | None, Header()] = None,
-    x_worker_id: Annotated[str | None, Header()] = None,
+    x_worker_id: Annotated[
+        str | None,
+        Header(description="This worker's name; without it, one derived from token and host"),
+    ] = None,
 ) -> WorkerIdentity:
     credential = authenticate_worker_token(x_worker_token)
     worker_id = (x_worker_id or "").strip()
     if not worker_id:
-        # Leases, heartbeats and commands are per worker: a shared fallback name would let
-        # workers complete, extend or lose each other's leases.
-        raise InvalidInput("X-Worker-ID header is required: name this worker (e.g. host-pid)")
-    problem = worker_id_problem(worker_id)
-    if problem:
+        # The original's clients may not name themselves (an empty header meant unnamed there
+        # too). Leases, heartbeats and commands are per worker, so the fallback is never one
+        # shared name (the original's "unknown").
+        worker_id = derived_worker_id(credential, _client_host(request))
+    elif problem := worker_id_problem(worker_id):
         raise InvalidInput(f"X-Worker-ID: {problem}")
     return bind_worker_id(worker_id, credential)
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway_api.auth import WorkerDep, is_token_accepted
+from tests.conftest import WORKER_TOKEN
 
 
 def test_health_answers_without_auth(api_client: TestClient) -> None:
@@ -91,13 +92,19 @@ def test_worker_routes_need_a_configured_token(probe_app: FastAPI) -> None:
     assert good.json() == {"worker_id": "w9"}
 
 
-def test_worker_routes_need_the_worker_to_name_itself(probe_app: FastAPI) -> None:
+def test_a_worker_that_does_not_name_itself_gets_an_id_of_its_token_and_host(
+    probe_app: FastAPI,
+) -> None:
     token = {"X-Worker-Token": "second-worker-token"}
     with TestClient(probe_app, raise_server_exceptions=False) as client:
-        unnamed = client.get("/probe/worker", headers=token)
+        unnamed = client.get("/probe/worker", headers=token).json()["worker_id"]
         blank = client.get("/probe/worker", headers={**token, "X-Worker-ID": "  "})
-    assert "X-Worker-ID" in assert_envelope(unnamed, 422, "VALIDATION_ERROR")["error"]["message"]
-    assert_envelope(blank, 422, "VALIDATION_ERROR")
+        starred = client.get("/probe/worker", headers={**token, "X-Worker-ID": "a*"})
+        other_token = client.get("/probe/worker", headers={"X-Worker-Token": WORKER_TOKEN})
+    assert unnamed.startswith("anon-") and blank.json()["worker_id"] == unnamed
+    assert other_token.json()["worker_id"].startswith("anon-")
+    assert other_token.json()["worker_id"] != unnamed
+    assert "X-Worker-ID" in assert_envelope(starred, 422, "VALIDATION_ERROR")["error"]["message"]
 
 
 def test_an_empty_token_list_rejects_every_token() -> None:

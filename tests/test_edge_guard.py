@@ -95,7 +95,7 @@ def test_results_and_admin_batches_keep_their_larger_caps(
         content=padded_empty_list,
         headers={**worker_headers, "Content-Type": "application/json"},
     )
-    assert results.status_code == 202, results.text
+    assert results.status_code == 200, results.text  # nothing to ingest: the original's answer
     enqueue = api_client.post(
         "/admin/tasks",
         content=b'{"tasks": [' + b" " * (1 * MIB) + b"]}",

@@ -51,7 +51,7 @@ def post_results(
     response = api_client.post(
         f"/internal/results?wait={wait}",
         content=content,
-        headers={**headers, "content-type": "application/json"},
+        headers={**headers, "content-type": "application/json", "Prefer": "respond-async"},
     )
     assert response.status_code == 202, response.text
     answer: dict[str, Any] = response.json()

@@ -19,6 +19,7 @@ from tests.celery_workers import WorkerProcess
 from tests.waiting import wait_for
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+ASYNC = {"Prefer": "respond-async"}  # the 202 answer; without it, tests/test_original_contract.py
 
 
 def result_item(n: int, *, scraped_at: datetime = T0, owner: str = "SMITH") -> dict[str, Any]:
@@ -68,9 +69,10 @@ def test_each_item_is_validated_on_its_own(
     future = result_item(4, scraped_at=datetime.now(UTC) + timedelta(days=1))
     body = [result_item(1), bad_task, no_county, "not an object", future, result_item(5)]
 
-    response = api_client.post("/internal/results", json=body, headers=worker_headers)
+    response = api_client.post("/internal/results", json=body, headers={**worker_headers, **ASYNC})
 
     assert response.status_code == 202
+    assert response.headers["Preference-Applied"] == "respond-async"
     answer = response.json()
     assert (answer["accepted"], answer["failed"]) == (2, 4)
     reasons = {error["index"]: error["reason"] for error in answer["errors"]}
@@ -127,7 +129,9 @@ def test_valid_items_are_queued_before_the_answer_and_ingested_later(
     celery_worker_factory: Callable[..., WorkerProcess],
 ) -> None:
     response = api_client.post(
-        "/internal/results", json=[result_item(n) for n in range(3)], headers=worker_headers
+        "/internal/results",
+        json=[result_item(n) for n in range(3)],
+        headers={**worker_headers, **ASYNC},
     )
 
     assert response.status_code == 202 and response.json()["accepted"] == 3
@@ -149,12 +153,13 @@ def test_wait_mode_reports_what_the_ingest_did(
     count = 2100  # three chunks of the default 1000
     first = [result_item(n) for n in range(count)]
     url = "/internal/results?wait=30"
+    headers = {**worker_headers, **ASYNC}
 
-    inserted = api_client.post(url, json=first, headers=worker_headers).json()
-    again = api_client.post(url, json=first, headers=worker_headers).json()
+    inserted = api_client.post(url, json=first, headers=headers).json()
+    again = api_client.post(url, json=first, headers=headers).json()
     later = T0 + timedelta(days=1)
     mixed = [result_item(0, scraped_at=later, owner="NEW"), result_item(1, owner="OLD")]
-    changed = api_client.post(url, json=mixed, headers=worker_headers).json()
+    changed = api_client.post(url, json=mixed, headers=headers).json()
 
     assert inserted["inserted"] == count and inserted["pending"] == 0
     assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, count)
@@ -171,7 +176,9 @@ def test_wait_mode_without_a_worker_reports_pending_items(
     api_client: TestClient, worker_headers: dict[str, str]
 ) -> None:
     response = api_client.post(
-        "/internal/results?wait=0.3", json=[result_item(1), result_item(2)], headers=worker_headers
+        "/internal/results?wait=0.3",
+        json=[result_item(1), result_item(2)],
+        headers={**worker_headers, **ASYNC},
     )
 
     assert response.status_code == 202
@@ -224,7 +231,7 @@ def test_an_absurd_parse_duration_rejects_only_its_item(
     response = api_client.post(
         "/internal/results",
         content=f"[{good}, {bad}]".encode(),
-        headers={**worker_headers, "content-type": "application/json"},
+        headers={**worker_headers, **ASYNC, "content-type": "application/json"},
     )
 
     assert response.status_code == 202

@@ -7,10 +7,11 @@ import json
 import time
 from typing import Annotated, Any, NamedTuple
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway_api.auth import WorkerDep
 from gateway_api.metrics import register_live_collector
@@ -21,6 +22,13 @@ from services.ingest.metrics import (
     IngestMetricsCollector,
     metrics_redis,
     record_ingest_counts_safely,
+)
+from services.ingest.result_answers import (
+    RESPOND_ASYNC,
+    RefusedItem,
+    item_label,
+    prefers_respond_async,
+    summarise_ingest,
 )
 from settings import get_settings
 from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
@@ -45,6 +53,8 @@ class ResultItemError(BaseModel):
 
 
 class ResultsAccepted(BaseModel):
+    """202: accepted and queued; the ingest outcome so far only with ``?wait=``."""
+
     accepted: int
     failed: int
     errors: list[ResultItemError]
@@ -59,39 +69,138 @@ class ResultsAccepted(BaseModel):
     errors_omitted: int | None = None  # errors beyond the first results_max_errors
 
 
+class ResultsIngested(BaseModel):
+    """200, the original gateway's answer once every accepted item is written, plus more."""
+
+    inserted: int
+    updated: int
+    failed: int = Field(description="Items refused at validation or recorded in ingest_rejects")
+    errors: list[str] = Field(description='"<parcel_id>: <reason>" ("item <index>" without one)')
+    accepted: int
+    unchanged: int
+    stale: int = Field(description="Older than the parcel's latest scrape: kept as history only")
+    ingest_failed: int = Field(description="Accepted items recorded in ingest_rejects")
+    errors_omitted: int | None = None
+
+
+class Validated(NamedTuple):
+    items: list[PositionedItem]
+    errors: list[ItemError]
+    labels: dict[int, str]  # body position → how the original's errors name the item
+
+
+ASYNC_HEADERS = {"Preference-Applied": RESPOND_ASYNC}
+_ASYNC_DOC = {
+    "model": ResultsAccepted,
+    "description": "Accepted and queued: asked with `Prefer: respond-async`, or the ingest"
+    " took longer than GATEWAY_RESULTS_SYNC_WAIT_S (or `wait`)",
+    "headers": {"Preference-Applied": {"schema": {"type": "string"}}},
+}
+
+
 @router.post(
-    "/results", status_code=202, response_model=ResultsAccepted, response_model_exclude_none=True
+    "/results",
+    response_model=ResultsIngested,
+    response_model_exclude_none=True,
+    responses={
+        200: {"description": "Every accepted item written (or rejected): the original's answer"},
+        202: _ASYNC_DOC,
+    },
 )
 async def post_results(
     request: Request,
     worker: WorkerDep,
-    wait: Annotated[float, Query(ge=0, description="Seconds to wait for the ingest outcome")] = 0,
-) -> ResultsAccepted:
-    """Accept scraped results: each item validated alone, valid ones queued before the answer."""
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            description="Seconds to wait for the ingest outcome (default: none with"
+            " `Prefer: respond-async`, GATEWAY_RESULTS_SYNC_WAIT_S without)",
+        ),
+    ] = None,
+    prefer: Annotated[
+        list[str] | None,
+        Header(description="RFC 7240; `respond-async`: answer 202 as soon as queued"),
+    ] = None,
+) -> JSONResponse:
+    """Accept scraped results: each item validated alone, valid ones queued before the answer.
+
+    200 with the original's ``{inserted, updated, failed, errors}`` once they are written;
+    202 ``{accepted, failed, errors: [{index, reason}]}`` with ``Prefer: respond-async``.
+    """
     settings = get_settings()
     body = await read_capped_body(request, limit=settings.results_max_body_bytes)
-    items, errors = await run_in_threadpool(_validate_body, body, settings.results_max_items)
-    task_ids, chunks = await run_in_threadpool(_publish, items, settings.ingest_chunk_size)
-    answer = ResultsAccepted(accepted=len(items), failed=len(errors), errors=[])
-    if wait > 0 and task_ids:
-        outcomes = await _wait_for_outcomes(task_ids, min(wait, settings.results_max_wait_s))
+    checked = await run_in_threadpool(_validate_body, body, settings.results_max_items)
+    task_ids, chunks = await run_in_threadpool(_publish, checked.items, settings.ingest_chunk_size)
+    if prefers_respond_async(prefer or []):
+        outcomes = None
+        if wait and task_ids:
+            outcomes = await _wait_for_outcomes(task_ids, min(wait, settings.results_max_wait_s))
+        return _accepted(checked, chunks, outcomes)
+    bound = settings.results_sync_wait_s if wait is None else wait
+    outcomes = await _wait_for_outcomes(task_ids, min(bound, settings.results_max_wait_s))
+    if outcomes.unfinished:
+        return _accepted(checked, chunks, outcomes)
+    return _json(_ingested(checked, chunks, outcomes), 200)
+
+
+def _accepted(
+    checked: Validated, chunks: dict[str, list[PositionedItem]], outcomes: ChunkOutcomes | None
+) -> JSONResponse:
+    errors = list(checked.errors)
+    answer = ResultsAccepted(accepted=len(checked.items), failed=len(errors), errors=[])
+    if outcomes is not None:
         unfinished = set(outcomes.unfinished)
-        errors = errors + [
+        errors += [
             ItemError(chunks[task_id][index].position, f"ingest: {reason}")
             for task_id, index, reason in outcomes.rejected
         ]
         answer = answer.model_copy(
             update={
                 **outcomes.totals,
-                "pending": sum(len(chunks[t]) for t in task_ids if t in unfinished),
+                "pending": sum(len(items) for t, items in chunks.items() if t in unfinished),
                 "ingest_failed": len(outcomes.rejected),
             }
         )
-    shown = sorted(errors, key=lambda error: error.index)[: settings.results_max_errors]
+    limit = get_settings().results_max_errors
+    shown = sorted(errors, key=lambda error: error.index)[:limit]
     answer.errors = [ResultItemError(index=e.index, reason=e.reason) for e in shown]
     if len(errors) > len(shown):
         answer.errors_omitted = len(errors) - len(shown)
-    return answer
+    return _json(answer, 202, headers=ASYNC_HEADERS)
+
+
+def _ingested(
+    checked: Validated, chunks: dict[str, list[PositionedItem]], outcomes: ChunkOutcomes
+) -> ResultsIngested:
+    refused = [RefusedItem(e.index, checked.labels[e.index], e.reason) for e in checked.errors]
+    for task_id, index, reason in outcomes.rejected:
+        position, item = chunks[task_id][index]
+        refused.append(RefusedItem(position, item.parcel_id, f"ingest: {reason}"))
+    summary = summarise_ingest(
+        outcomes.totals,
+        refused,
+        ingest_failed=len(outcomes.rejected),
+        max_errors=get_settings().results_max_errors,
+    )
+    return ResultsIngested(
+        inserted=summary.inserted,
+        updated=summary.updated,
+        failed=summary.failed,
+        errors=summary.errors,
+        accepted=len(checked.items),
+        unchanged=summary.unchanged,
+        stale=summary.stale,
+        ingest_failed=summary.ingest_failed,
+        errors_omitted=summary.errors_omitted or None,
+    )
+
+
+def _json(
+    answer: BaseModel, status_code: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    content = answer.model_dump(mode="json", exclude_none=True)
+    return JSONResponse(content, status_code=status_code, headers=headers)
 
 
 async def read_capped_body(request: Request, *, limit: int) -> bytes:
@@ -111,7 +220,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _validate_body(body: bytes, max_items: int) -> tuple[list[PositionedItem], list[ItemError]]:
+def _validate_body(body: bytes, max_items: int) -> Validated:
     try:
         raw_items = json.loads(body, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError and bad UTF-8 are both ValueErrors
@@ -130,7 +239,8 @@ def _validate_body(body: bytes, max_items: int) -> tuple[list[PositionedItem], l
     items = [PositionedItem(index, item) for index, item in zip(positions, checked, strict=True)]
     if errors:
         record_ingest_counts_safely(metrics_redis(), {"rejected": len(errors)}, {})
-    return items, errors
+    labels = {index: item_label(raw_items[index], index) for index in failed}
+    return Validated(items, errors, labels)
 
 
 def _publish(

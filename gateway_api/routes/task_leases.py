@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, Body, Depends
+from pydantic import BaseModel, Field
 
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
+from gateway_api.optional_bodies import documented_body, read_json_object, validate_optional_body
 from gateway_api.schemas import INT32_MAX, Text
-from services.dispatch.failures import WORKER_REASONS
+from services.dispatch.failures import WORKER_REASONS, classify_worker_reason
 from services.dispatch.leases import complete_lease, complete_leases, extend_lease, fail_lease
 from settings import get_settings
 
@@ -26,29 +27,33 @@ class LeaseRef(BaseModel):
     )
 
 
+OptionalBody = Annotated[dict[str, Any] | None, Depends(read_json_object)]
+
+
 class CompleteOut(BaseModel):
+    success: bool = Field(default=True, description="The original's answer: the task is done")
     task_id: uuid.UUID
     status: str
     already_completed: bool
 
 
 class FailIn(LeaseRef):
-    reason: Text = Field(max_length=64)
-    message: Text = Field(default="", max_length=10_000)
-    retry_suggested: bool = True
-
-    @field_validator("reason")
-    @classmethod
-    def _known_reason(cls, value: str) -> str:
-        if value not in WORKER_REASONS:
-            raise ValueError(f"must be one of {', '.join(sorted(WORKER_REASONS))}")
-        return value
+    reason: Text | None = Field(
+        default=None,
+        max_length=10_000,
+        description=f"One of {', '.join(sorted(WORKER_REASONS))}; no reason is recorded as"
+        " unknown, any other text as other (the text kept in the message)",
+    )
+    message: Text | None = Field(default="", max_length=10_000)
+    retry_suggested: bool | None = True
 
 
 class FailOut(BaseModel):
     should_retry: bool
     retry_after: int | None
     moved_to_dlq: bool
+    status: Literal["reported"] = Field(default="reported", description="As the original")
+    success: bool = Field(default=True, description="As the original: the failure is recorded")
 
 
 class ExtendIn(LeaseRef):
@@ -75,6 +80,7 @@ class BatchError(BaseModel):
 
 
 class BatchCompleteOut(BaseModel):
+    success: bool = Field(description="Every task of the batch is done (errors is empty)")
     completed: list[uuid.UUID]
     already_completed: list[uuid.UUID]
     errors: list[BatchError]
@@ -92,20 +98,22 @@ def complete_tasks(
         now=datetime.now(UTC),
     )
     return BatchCompleteOut(
+        success=not errors,
         completed=[d.task_id for d in done if not d.was_already_completed],
         already_completed=[d.task_id for d in done if d.was_already_completed],
         errors=[BatchError(task_id=e.task_id, code=e.code, message=e.message) for e in errors],
     )
 
 
-@router.post("/{task_id}/complete")
+@router.post("/{task_id}/complete", openapi_extra=documented_body(LeaseRef))
 def complete_task(
-    task_id: uuid.UUID,
-    worker: WorkerDep,
-    session: SessionDep,
-    body: Annotated[LeaseRef | None, Body()] = None,
+    task_id: uuid.UUID, worker: WorkerDep, session: SessionDep, raw_body: OptionalBody
 ) -> CompleteOut:
-    """Mark a leased task done; only its lease holder may, and repeating it is harmless."""
+    """Mark a leased task done; only its lease holder may, and repeating it is harmless.
+
+    The body is optional: without ``lease_token`` only the lease holder's identity is checked.
+    """
+    body = validate_optional_body(LeaseRef, raw_body)
     outcome = complete_lease(
         session,
         task_id,
@@ -118,17 +126,25 @@ def complete_task(
     )
 
 
-@router.post("/{task_id}/fail")
-def fail_task(task_id: uuid.UUID, body: FailIn, worker: WorkerDep, session: SessionDep) -> FailOut:
-    """Report a failed attempt: retried with backoff, or moved to the dead letters."""
+@router.post("/{task_id}/fail", openapi_extra=documented_body(FailIn))
+def fail_task(
+    task_id: uuid.UUID, worker: WorkerDep, session: SessionDep, raw_body: OptionalBody
+) -> FailOut:
+    """Report a failed attempt: retried with backoff, or moved to the dead letters.
+
+    The body is optional, as the original ignored it: none is a retryable failure with
+    reason ``unknown``.
+    """
+    body = validate_optional_body(FailIn, raw_body) or FailIn()
+    reason, message = classify_worker_reason(body.reason, body.message or "")
     outcome = fail_lease(
         session,
         task_id,
         worker_id=worker.worker_id,
         lease_token=body.lease_token,
-        reason=body.reason,
-        message=body.message,
-        retry_suggested=body.retry_suggested,
+        reason=reason,
+        message=message,
+        retry_suggested=body.retry_suggested is not False,
         now=datetime.now(UTC),
     )
     return FailOut(

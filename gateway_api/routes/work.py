@@ -19,6 +19,7 @@ from gateway_api.auth import WorkerDep
 from gateway_api.schemas import Text
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.fleet import is_worker_paused
+from services.dispatch.work_requests import parse_capacity
 from services.errors import InvalidInput
 from settings import get_settings
 from tasks.dispatch_broker import lease_from_broker
@@ -45,6 +46,9 @@ class WorkTask(BaseModel):
     attempt: int
     lease_expires_at: datetime
     lease_token: int
+    proxy: None = Field(
+        default=None, description="The original's proxy slot, always null: workers bring their own"
+    )
 
 
 class WorkOut(BaseModel):
@@ -100,11 +104,18 @@ def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
 async def get_work(
     worker: WorkerDep,
     platforms: Annotated[list[PlatformList], Query(max_length=200)] = [],  # noqa: B006
-    capacity: Annotated[int, Query(ge=1, le=100)] = 1,
+    capacity: Annotated[
+        str | None,
+        Query(
+            description="Tasks wanted, 1-100 (default 10): more is 100; missing, not a"
+            " positive integer is 10, as the original gateway read it",
+            examples=["10"],
+        ),
+    ] = None,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
 ) -> WorkOut:
     """Lease up to ``capacity`` tasks in strict priority order; ``wait`` long-polls."""
-    settings = get_settings()
+    settings, wanted = get_settings(), parse_capacity(capacity)
     names, is_paused = await run_in_threadpool(
         _prepare, worker.worker_id, _split_platforms(platforms)
     )
@@ -115,7 +126,7 @@ async def get_work(
         leased = await run_in_threadpool(
             lease_from_broker,
             platforms=names,
-            capacity=capacity,
+            capacity=wanted,
             worker_id=worker.worker_id,
             lease_timeout_s=settings.lease_timeout_s,
         )

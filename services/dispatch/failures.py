@@ -26,6 +26,8 @@ class FailureReason(enum.StrEnum):
     PARSER_BUG = "parser_bug"
     NETWORK_ERROR = "network_error"
     TIMEOUT = "timeout"
+    UNKNOWN = "unknown"  # the worker gave no reason (the original's clients send no body)
+    OTHER = "other"  # a reason of the worker's own words, kept in the message
     # Recorded by the gateway itself, never sent by a worker.
     LEASE_EXPIRED = "lease_expired"
     WORKER_STALE = "worker_stale"
@@ -42,6 +44,23 @@ _GATEWAY_REASONS = (
 WORKER_REASONS = frozenset(r for r in FailureReason if r not in _GATEWAY_REASONS)
 _MESSAGE_LIMIT = 2000
 _HISTORY_LIMIT = 20
+
+
+def classify_worker_reason(reason: str | None, message: str) -> tuple[str, str]:
+    """The reason code to record for a worker's reason, and the message to keep with it.
+
+    The original gateway ignored the fail body, so its clients may send any reason text. A
+    known reason (any case) is recorded as its code; no reason is ``unknown``; any other text
+    (a gateway-only reason included: a worker cannot claim its lease expired) is ``other``,
+    its words kept at the head of the message, so the code stays one of a few (dead-letter
+    filters and metric labels) and nothing the worker said is lost.
+    """
+    text = (reason or "").strip()
+    if not text:
+        return FailureReason.UNKNOWN.value, message
+    if text.lower() in WORKER_REASONS:
+        return text.lower(), message
+    return FailureReason.OTHER.value, f"{text}: {message}" if message else text
 
 
 @dataclass(frozen=True)

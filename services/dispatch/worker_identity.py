@@ -17,6 +17,7 @@ credential whose worker holds the lease.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -30,11 +31,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.models import WorkerCredential, WorkerIdentityClaim
-from services.dispatch.worker_credentials import hash_worker_token, matches_worker_ids
-from services.errors import Forbidden
+from services.dispatch.worker_credentials import (
+    hash_worker_token,
+    matches_worker_ids,
+    worker_id_problem,
+)
+from services.errors import Forbidden, InvalidInput
 
 logger = logging.getLogger(__name__)
 DIRECTORY_REFRESH_S = 5.0
+ANONYMOUS_PREFIX = "anon-"
+_ANONYMOUS_HASH_CHARS = 12
 _CLAIM_CACHE_SIZE = 10_000
 
 
@@ -71,6 +78,25 @@ class CredentialDirectory:
     def is_reserved(self, worker_id: str) -> bool:
         """Covered by a bound credential, so no unbound token may take it."""
         return any(matches_worker_ids(pattern, worker_id) for pattern in self.bound_patterns)
+
+
+def derived_worker_id(credential: Credential, client_host: str) -> str:
+    """The id of a worker that does not name itself (the original's clients may not).
+
+    One per credential and client address, never shared across tokens or hosts: workers
+    behind one token on one host are one worker to the gateway, as they were to the original
+    (which named them all ``unknown``). A per-worker token gets an id it may use: its exact
+    id, or ``<prefix>anon-<hash>`` under its prefix.
+    """
+    pattern = credential.worker_ids
+    if pattern is not None and not pattern.endswith("*"):
+        return pattern
+    digest = hashlib.sha256(f"{credential.key}|{client_host}".encode()).hexdigest()
+    worker_id = f"{(pattern or '').removesuffix('*')}{ANONYMOUS_PREFIX}"
+    worker_id += digest[:_ANONYMOUS_HASH_CHARS]
+    if worker_id_problem(worker_id):
+        raise InvalidInput("X-Worker-ID header is required with this worker token")
+    return worker_id
 
 
 def config_credential(token: str) -> Credential:

@@ -27,6 +27,7 @@ from services.text_checks import text_problem
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Before parcels were scraped at all: an earlier stamp is a client bug (or a 0 epoch).
 EARLIEST_SCRAPE = datetime(1990, 1, 1, tzinfo=UTC)
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)  # Go's time.Time{} as JSON: 0001-01-01T00:00:00Z
 MAX_PARCEL_ID_CHARS = 128
 MAX_NAME_CHARS = 64  # state, county
 # A result may carry the page itself (``raw_html``); far larger is a client bug, not a parcel.
@@ -186,6 +187,8 @@ def check_parcel_id(value: object) -> str:
 def check_task_id(value: object) -> uuid.UUID | None:
     if value is None:
         return None
+    if isinstance(value, str) and not value.strip():
+        return None  # the original's Go clients send "" for no task
     if not isinstance(value, str):
         raise ItemRejected("task_id: must be a UUID string")
     try:
@@ -201,7 +204,13 @@ def check_platform(value: object) -> str:
 
 
 def check_scraped_at(value: object, *, now: datetime) -> datetime:
-    """The stamp in UTC: PostgreSQL refuses some offsets Python accepts (``+20:00``)."""
+    """The stamp in UTC: PostgreSQL refuses some offsets Python accepts (``+20:00``).
+
+    None (or no stamp) and Go's zero time, which the original's Go clients send when they
+    set none, mean "scraped now": the time of validation.
+    """
+    if value is None:
+        return now
     if not isinstance(value, str) or len(value) > 64:
         raise ItemRejected("scraped_at: required ISO 8601 timestamp")
     try:
@@ -214,6 +223,8 @@ def check_scraped_at(value: object, *, now: datetime) -> datetime:
         stamp = stamp.astimezone(UTC)
     except OverflowError as exc:  # year 1 with a negative offset, year 9999 with a positive
         raise ItemRejected(f"scraped_at: {value[:40]!r} is out of range") from exc
+    if stamp == GO_ZERO_TIME:
+        return now
     if stamp > now + MAX_CLOCK_SKEW:
         raise ItemRejected(f"scraped_at: {value[:40]!r} is in the future")
     if stamp < EARLIEST_SCRAPE:
