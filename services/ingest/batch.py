@@ -323,8 +323,11 @@ def _trigrams_copy(value: str | None) -> str:
     trigrams = text_trigrams(value)
     if trigrams is None:
         return _NULL
-    elements = ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in trigrams)
-    return _escape("{" + elements + "}")
+    if not trigrams:
+        return "{}"
+    if any('"' in t or "\\" in t for t in trigrams):  # rare: names are letters and spaces
+        trigrams = [t.replace("\\", "\\\\").replace('"', '\\"') for t in trigrams]
+    return _escape('{"' + '","'.join(trigrams) + '"}')
 
 
 def _copy_staging(session: Session, buffer: str) -> None:

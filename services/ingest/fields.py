@@ -199,7 +199,7 @@ def extract_typed_row(data: Mapping[str, object]) -> tuple[list[Any], list[str]]
                 text = value.strip()
                 if len(text) <= _LONGEST_BLANK and text.lower() in _BLANK:
                     continue
-                if text[:4].lower() == "http" and _is_link(text):
+                if text and text[0] in "hH" and _is_link(text):
                     continue  # a link (qpublic's site_address) is no column's value
             elif _is_blank(value):
                 continue
