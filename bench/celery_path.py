@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from tempfile import mkdtemp
 
 from celery import Celery
 
-from tasks.dispatch_broker import queue_for
 from tests.celery_workers import WorkerProcess, start_worker
+from tests.dispatch_helpers import queue_depth
+from tests.waiting import wait_for
 
 TASKS = 5_000
 CONCURRENCY = 2
@@ -59,7 +59,12 @@ def _measure_noop(log_dir: Path) -> float:
                           app_module="bench.noop_app")  # fmt: skip
     try:
         started = _start_consuming(app, worker, NOOP_QUEUE)
-        _wait(lambda: _queue_depth(app, NOOP_QUEUE) == 0, what="the no-op queue to drain")
+        wait_for(
+            lambda: queue_depth("", queue=NOOP_QUEUE) == 0,
+            timeout_s=600,
+            interval_s=0.05,
+            what="the no-op queue to drain",
+        )
         return TASKS / (time.perf_counter() - started)
     finally:
         worker.stop()
@@ -79,7 +84,12 @@ def _measure_ledger_path(log_dir: Path) -> tuple[float, float]:
     scrape = start_worker([IDLE_QUEUE], log_dir=log_dir, concurrency=CONCURRENCY)
     try:
         started = _start_consuming(app, scrape, scrape_queue_name("demo", 3))
-        _wait(lambda: _succeeded() == TASKS, what="every demo task to succeed")
+        wait_for(
+            lambda: _succeeded() == TASKS,
+            timeout_s=600,
+            interval_s=0.05,
+            what="every demo task to succeed",
+        )
         rate = TASKS / (time.perf_counter() - started)
     finally:
         scrape.stop()
@@ -94,16 +104,6 @@ def _start_consuming(app: Celery, worker: WorkerProcess, queue: str) -> float:
     return started
 
 
-def _queue_depth(app: Celery, queue: str) -> int:
-    with app.connection_for_write() as connection:
-        channel = connection.channel()
-        try:
-            _, count, _ = queue_for(queue).bind(channel).queue_declare()
-        finally:
-            channel.close()
-    return int(count)
-
-
 def _succeeded() -> int:
     from sqlalchemy import text
 
@@ -112,11 +112,3 @@ def _succeeded() -> int:
     with session_scope() as session:
         query = text("SELECT count(*) FROM scrape_tasks WHERE status = 'succeeded'")
         return int(session.scalar(query) or 0)
-
-
-def _wait(condition: Callable[[], bool], *, what: str, timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
