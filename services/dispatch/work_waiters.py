@@ -75,6 +75,7 @@ class WorkWaiters:
         self._tasks: list[asyncio.Task[None]] = []
         self.is_listening = asyncio.Event()
         self.subscriptions = 0  # how many times the listener (re)subscribed
+        self.announcements = 0  # how many announcements it received
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,7 +109,8 @@ class WorkWaiters:
                 self.wake({platform: 1 for platform in waiter.take_wakeup()})
 
     def count_waiting(self, platform: str | None = None) -> int:
-        return sum(1 for w in self._waiters.values() if platform is None or platform in w.platforms)
+        waiters = tuple(self._waiters.values())  # one step: other threads may count too
+        return sum(1 for w in waiters if platform is None or platform in w.platforms)
 
     def served(self, waiter: Waiter, *, leased: int) -> None:
         """After a woken waiter leased: a full batch means more may wait; wake the next."""
@@ -179,6 +181,7 @@ class WorkWaiters:
                 self.wake_oldest_per_platform()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
+                        self.announcements += 1
                         self.wake(decode_wakeup(message["data"]))
         finally:
             await client.aclose()
