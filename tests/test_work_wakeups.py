@@ -235,3 +235,21 @@ def test_the_safety_poll_wakes_one_waiter_per_platform_oldest_first() -> None:
     ):
         assert waiters.wake_oldest_per_platform() == 2
         assert (both.is_woken, demo_only.is_woken, third.is_woken) == (True, False, True)
+
+
+def test_a_short_look_marks_its_platforms_drained_until_an_announcement_for_them() -> None:
+    import asyncio
+
+    waiters = _waiters()
+
+    async def lease_nothing() -> list[str]:
+        return []
+
+    asyncio.run(waiters.look(["demo", "qpublic"], capacity=10, lease=lease_nothing))
+    assert waiters.is_drained(["demo"]) and waiters.is_drained(["demo", "qpublic"])
+    assert not waiters.is_drained(["demo", "bid4assets"])  # never looked at
+
+    waiters.wake({"demo": 1})
+    assert not waiters.is_drained(["demo"]) and waiters.is_drained(["qpublic"])
+    waiters.wake_oldest_per_platform()  # a safety poll trusts no earlier look
+    assert not waiters.is_drained(["qpublic"])

@@ -24,21 +24,26 @@ async def wait_for_work(
     wait_s: float,
     lease: Callable[[], Awaitable[list[T]]],
 ) -> list[T]:
-    """Lease now; if nothing, wait up to ``wait_s`` for a wake-up and lease then.
+    """Lease now (unless these platforms were just found drained); if nothing, wait up to
+    ``wait_s`` for a wake-up and lease then.
 
     The waiter is registered before the first look, so an announcement made during it wakes
     this poll instead of being missed. Leases are taken only by ``lease``.
     """
     deadline = time.monotonic() + wait_s
+
+    async def look() -> list[T]:
+        return await waiters.look(platforms, capacity=capacity, lease=lease)
+
     with waiters.waiting(platforms, capacity=capacity) as waiter:
-        leased = await lease()
+        leased = [] if waiters.is_drained(platforms) else await look()
         while not leased:
             if not await waiter.wait_woken(deadline - time.monotonic()):
                 return []
             waiter.take_wakeup()
-            leased = await lease()
+            leased = await look()
             if not leased and deadline - time.monotonic() > EMPTY_WAKE_RETRY_S:
                 await asyncio.sleep(EMPTY_WAKE_RETRY_S)
-                leased = await lease()
+                leased = await look()
             waiters.served(waiter, leased=len(leased))
         return leased

@@ -16,6 +16,12 @@ Nothing is lost when an announcement is: a safety poll every ``safety_poll_s`` (
 every reconnect of the listener) wakes the oldest waiter of each platform, which leases
 and, finding a full batch, wakes the next. Capacity and strict priority stay with leasing.
 Several API processes each wake their own oldest waiter; fairness holds within a process.
+
+Known-empty platforms: a look that came back short of its capacity drained its platforms'
+queues. Until an announcement for a platform arrives (or a safety-poll interval passes), a
+new long poll on drained platforms skips its first look and just waits: an idle fleet's
+arriving polls cost no broker round trips. Work that comes back without an announcement
+(a restored unacked message) waits for the safety poll, as a lost announcement does.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Collection, Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -34,6 +42,7 @@ from services.dispatch.wakeup_channel import LISTENER_CLIENT_NAME, WAKEUP_CHANNE
 
 logger = logging.getLogger(__name__)
 RECONNECT_DELAY_S = 0.5
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -74,6 +83,8 @@ class WorkWaiters:
         self._arrivals = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
         self.is_listening = asyncio.Event()
+        self._drained_at: dict[str, float] = {}  # platform -> when a look found it empty
+        self._announced: dict[str, int] = {}  # platform -> announcements heard (a generation)
         self.subscriptions = 0  # how many times the listener (re)subscribed
         self.announcements = 0  # how many announcements it received
 
@@ -108,6 +119,27 @@ class WorkWaiters:
             if waiter.is_woken:
                 self.wake({platform: 1 for platform in waiter.take_wakeup()})
 
+    def is_drained(self, platforms: Collection[str]) -> bool:
+        """Did a recent look find every one of these platforms empty, with nothing since?"""
+        fresh_after = time.monotonic() - self._safety_poll_s
+        return bool(platforms) and all(
+            self._drained_at.get(platform, -1.0) > fresh_after for platform in platforms
+        )
+
+    async def look(
+        self, platforms: Sequence[str], *, capacity: int, lease: Callable[[], Awaitable[list[T]]]
+    ) -> list[T]:
+        """Lease, and remember platforms found drained (unless announced meanwhile)."""
+        generations = {platform: self._announced.get(platform, 0) for platform in platforms}
+        leased = await lease()
+        now = time.monotonic()
+        for platform, generation in generations.items():
+            if len(leased) < capacity and self._announced.get(platform, 0) == generation:
+                self._drained_at[platform] = now
+            else:
+                self._drained_at.pop(platform, None)
+        return leased
+
     def count_waiting(self, platform: str | None = None) -> int:
         waiters = tuple(self._waiters.values())  # one step: other threads may count too
         return sum(1 for w in waiters if platform is None or platform in w.platforms)
@@ -122,6 +154,8 @@ class WorkWaiters:
         count; returns how many were woken."""
         woken = 0
         for platform, count in counts.items():
+            self._announced[platform] = self._announced.get(platform, 0) + 1
+            self._drained_at.pop(platform, None)
             remaining = count
             for waiter in self._waiters.values():
                 if remaining <= 0:
@@ -139,6 +173,7 @@ class WorkWaiters:
 
     def wake_oldest_per_platform(self) -> int:
         """The safety poll: the oldest waiter of every platform looks into the queues."""
+        self._drained_at.clear()
         covered: set[str] = set()
         woken = 0
         for waiter in self._waiters.values():
