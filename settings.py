@@ -118,7 +118,10 @@ class GatewaySettings(BaseSettings):
     # unset: the hard time limit plus a minute (the child is killed at the time limit anyway).
     # Set below the time limit only in tests: a live run would be reaped and run twice.
     celery_run_lease_s: int | None = Field(default=None, ge=1)
-    work_poll_interval_s: float = Field(default=0.25, gt=0, le=5)
+    # Waiting long polls do not poll the broker: a wake-up announced on the cache Redis when
+    # work is published wakes them. This safety poll (the oldest waiter of each platform per
+    # API process looks) finds work whose announcement was lost.
+    work_safety_poll_s: float = Field(default=5.0, gt=0, le=60)
     work_retry_after_s: int = Field(default=5, ge=0)
     # Queued rows older than this whose message is missing from the queue are re-published.
     vanished_grace_s: int = Field(default=120, ge=1)

@@ -2,6 +2,9 @@
 against the old gateway's Redis lists (LPUSH, RPOPLPUSH into a processing list, LREM on
 completion) measured on the same Redis in the same run.
 
+The idle-fleet case (``bench.idle_fleet``) measures what 1,000 waiting long polls cost the
+API and how fast an enqueued task reaches one of them.
+
 The new path does more per task by design (a durable ledger row, a fencing token, an ack
 after the commit); the figures show what that costs.
 """
@@ -86,6 +89,10 @@ def _measure_baseline() -> None:
 
 
 def run() -> None:
+    from bench import idle_fleet
+
     sys.stdout.write(f"dispatch: {TASKS} demo tasks\n")
     _measure_gateway()
     _measure_baseline()
+    # Its own tasks (with unique ids) on the same servers; `python -m bench.idle_fleet` alone.
+    idle_fleet.run()

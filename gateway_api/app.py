@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from db.session import configure_engine, configure_public_engine
@@ -25,8 +28,22 @@ from gateway_api.routes import (
     work,
 )
 from observability.logs import configure_logging
+from services.dispatch.work_waiters import WorkWaiters
 from services.raw_spool import remove_stale_spool_files
 from settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The process's long-poll waiters and their wake-up listener live on its event loop."""
+    settings = get_settings()
+    waiters = WorkWaiters(redis_url=settings.cache_url, safety_poll_s=settings.work_safety_poll_s)
+    app.state.work_waiters = waiters
+    waiters.start()
+    try:
+        yield
+    finally:
+        await waiters.stop()
 
 
 def create_app() -> FastAPI:
@@ -46,6 +63,7 @@ def create_app() -> FastAPI:
         version="1.0.0",
         description="Task distribution for the parcel-scraping fleet and public parcel search.",
         responses=ERROR_RESPONSES,
+        lifespan=lifespan,
     )
     install_error_handlers(app)
     install_public_api(app)

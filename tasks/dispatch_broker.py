@@ -19,6 +19,7 @@ from services.dispatch.enqueue import EnqueueReport, EnqueueRequest, enqueue_tas
 from services.dispatch.envelopes import SCRAPE_TASK_NAME, ScrapeMessage
 from services.dispatch.lease_loop import lease_work
 from services.dispatch.publishing import QueueKey, mark_published
+from services.dispatch.wakeup_channel import announce_published, count_by_platform
 from services.errors import ServiceUnavailable
 from settings import get_settings
 from tasks.app import app
@@ -61,9 +62,11 @@ def publish_scrape_messages(messages: Sequence[ScrapeMessage]) -> int:
     Marking in slices keeps a long batch's rows from looking unpublished to the periodic
     re-publisher (after ``unpublished_grace_s``) while their messages are already queued.
     A broker failure stops the run; the rest stay unpublished and the periodic job retries.
-    Returns how many were published.
+    Each slice is announced on the wake-up channel as soon as it is sent, so waiting long
+    polls lease it at once. Returns how many were published.
     """
     published: list[uuid.UUID] = []
+    platforms: list[str] = []
     unmarked: list[uuid.UUID] = []
     try:
         with app.producer_or_acquire() as producer:
@@ -76,10 +79,12 @@ def publish_scrape_messages(messages: Sequence[ScrapeMessage]) -> int:
                     producer=producer,
                 )
                 published.append(message.task_id)
+                platforms.append(str(message.envelope["platform"]))
                 unmarked.append(message.task_id)
                 if len(unmarked) >= PUBLISH_MARK_EVERY:
+                    announce_published(count_by_platform(platforms))
                     _mark_published(unmarked)
-                    unmarked = []
+                    unmarked, platforms = [], []
     except (KombuError, OSError) as exc:
         logger.warning(
             "published %d of %d scrape messages; the rest wait for the re-publisher: %s",
@@ -87,6 +92,7 @@ def publish_scrape_messages(messages: Sequence[ScrapeMessage]) -> int:
             len(messages),
             exc,
         )
+    announce_published(count_by_platform(platforms))
     _mark_published(unmarked)
     return len(published)
 

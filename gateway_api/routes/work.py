@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -19,7 +17,9 @@ from gateway_api.auth import WorkerDep
 from gateway_api.schemas import Text
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.fleet import is_worker_paused
+from services.dispatch.long_poll import wait_for_work
 from services.dispatch.work_requests import parse_capacity
+from services.dispatch.work_waiters import WorkWaiters
 from services.errors import InvalidInput
 from settings import get_settings
 from tasks.dispatch_broker import lease_from_broker
@@ -100,9 +100,19 @@ def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
     return [name for name in names if enabled_by_name[name]], is_paused
 
 
+def get_work_waiters(request: Request) -> WorkWaiters:
+    """The process's waiters, made by the app's lifespan (``gateway_api.app``)."""
+    waiters: WorkWaiters = request.app.state.work_waiters
+    return waiters
+
+
+WaitersDep = Annotated[WorkWaiters, Depends(get_work_waiters)]
+
+
 @router.get("/work")
 async def get_work(
     worker: WorkerDep,
+    waiters: WaitersDep,
     platforms: Annotated[list[PlatformList], Query(max_length=200)] = [],  # noqa: B006
     capacity: Annotated[
         str | None,
@@ -121,18 +131,19 @@ async def get_work(
     )
     if is_paused or not names:
         return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
-    deadline = time.monotonic() + wait
-    while True:
-        leased = await run_in_threadpool(
+
+    async def lease() -> list[ScrapeTask]:
+        return await run_in_threadpool(
             lease_from_broker,
             platforms=names,
             capacity=wanted,
             worker_id=worker.worker_id,
             lease_timeout_s=settings.lease_timeout_s,
         )
-        remaining = deadline - time.monotonic()
-        if leased or remaining <= 0:
-            break
-        await asyncio.sleep(min(settings.work_poll_interval_s, remaining))
+
+    if wait <= 0:
+        leased = await lease()
+    else:
+        leased = await wait_for_work(waiters, names, capacity=wanted, wait_s=wait, lease=lease)
     retry_after = 0 if leased else settings.work_retry_after_s
     return WorkOut(tasks=[work_task(task) for task in leased], retry_after=retry_after)
