@@ -138,7 +138,7 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
         seen_unpublished.append({message.task_id for message in found})
         return send_task(*args, **kwargs)
 
-    monkeypatch.setattr(dispatch_broker, "PUBLISH_MARK_EVERY", 3, raising=False)
+    monkeypatch.setattr(dispatch_broker, "PUBLISH_MARK_EVERY", 3)
     monkeypatch.setattr(app, "send_task", send_and_look)
 
     assert dispatch_broker.publish_scrape_messages(messages) == 7

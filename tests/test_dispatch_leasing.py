@@ -141,7 +141,7 @@ def test_a_poll_finding_every_broker_connection_busy_is_a_503_with_a_retry_hint(
     from tasks import dispatch_broker
     from tasks.app import app
 
-    monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2, raising=False)
+    monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2)
     held = [app.pool.acquire(block=True, timeout=1) for _ in range(app.pool.limit)]
     try:
         response = api_client.get(

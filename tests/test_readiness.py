@@ -12,6 +12,7 @@ from localstack.servers import EmbeddedPostgres, EmbeddedRedis, find_free_port
 from settings import get_settings
 
 
+@pytest.mark.broker
 def test_readiness_is_ok_when_everything_is_up(api_client: TestClient) -> None:
     response = api_client.get("/health/ready")
     assert response.status_code == 200
@@ -54,6 +55,7 @@ def test_a_stopped_redis_makes_readiness_503_naming_redis(
     assert live.status_code == 200
 
 
+@pytest.mark.broker  # the configured broker is probed too
 def test_a_stopped_postgres_makes_readiness_503_naming_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

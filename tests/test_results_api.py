@@ -18,6 +18,8 @@ from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.waiting import wait_for
 
+# Every test here publishes to the ingest queue or purges it (the autouse fixture below).
+pytestmark = pytest.mark.broker
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
@@ -119,7 +121,6 @@ def test_an_oversized_body_is_refused_with_the_limit_in_the_message(
     assert str(limit) in response.json()["error"]["message"]
 
 
-@pytest.mark.broker
 def test_valid_items_are_queued_before_the_answer_and_ingested_later(
     api_client: TestClient,
     worker_headers: dict[str, str],
@@ -138,7 +139,6 @@ def test_valid_items_are_queued_before_the_answer_and_ingested_later(
     wait_for(lambda: parcel_count(db_session) == 3, timeout_s=30, what="3 parcels ingested")
 
 
-@pytest.mark.broker
 def test_wait_mode_reports_what_the_ingest_did(
     api_client: TestClient,
     worker_headers: dict[str, str],
@@ -189,7 +189,6 @@ def test_rejected_items_and_unparsed_values_are_counted_in_metrics(
     assert 'gateway_ingest_rows_total{outcome="rejected"} 2.0' in metrics
 
 
-@pytest.mark.broker
 def test_a_scrape_worker_can_send_results_straight_to_the_ingest_task(
     db_session: Session, celery_worker_factory: Callable[..., WorkerProcess]
 ) -> None:
