@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from localstack.servers import EmbeddedPostgres, EmbeddedRedis, find_free_port
+from localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
 from settings import get_settings
 
 
@@ -24,8 +24,7 @@ def test_readiness_is_ok_when_everything_is_up(api_client: TestClient) -> None:
 
 @pytest.fixture
 def throwaway_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", find_free_port(), is_persistent=False)
-    server.start()
+    server = start_redis_on_a_free_port(tmp_path / "redis")
     yield server
     server.stop()
 
