@@ -307,7 +307,8 @@ def _lock_waiters(session: Session) -> int:
     found = rows(
         session,
         "SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-        " WHERE c.relname = 'parcels' AND NOT l.granted",
+        " WHERE c.relname = 'parcels' AND NOT l.granted"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     return int(found[0].n)
 
