@@ -18,6 +18,7 @@ from tests.dispatch_helpers import (
     lease,
     task_row,
 )
+from tests.outages import TcpProxy
 
 pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
 
@@ -238,19 +239,13 @@ def test_an_enqueue_while_the_broker_is_down_is_published_once_it_is_back(
     api_client: TestClient,
     admin_headers: dict[str, str],
     db_session: Session,
-    monkeypatch: pytest.MonkeyPatch,
+    stoppable_broker: TcpProxy,
 ) -> None:
-    from kombu.exceptions import OperationalError
-
-    from tasks.app import app
     from tasks.dispatch_jobs import republish_unpublished
 
-    def broker_down(*_: object, **__: object) -> None:
-        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
-
-    monkeypatch.setattr(app, "send_task", broker_down)
+    stoppable_broker.stop()
     [task_id] = enqueue(api_client, admin_headers, ["DOWN-1"])
-    monkeypatch.undo()
+    stoppable_broker.start()
     assert task_row(db_session, task_id)["published_at"] is None
     assert_queue_depth(0, "demo")
 

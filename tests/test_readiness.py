@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
 from settings import get_settings
+from tests.outages import TcpProxy
 
 
 @pytest.mark.broker
@@ -81,3 +82,20 @@ def test_a_stopped_postgres_makes_readiness_503_naming_the_database(
     checks = response.json()["checks"]
     assert checks["database"].startswith("down")
     assert checks["redis"] == "ok"
+
+
+@pytest.mark.broker
+def test_a_stopped_broker_makes_readiness_503_naming_only_the_broker(
+    stoppable_broker: TcpProxy,
+) -> None:
+    from gateway_api.app import create_app
+
+    with TestClient(create_app()) as client:
+        assert client.get("/health/ready").status_code == 200
+        stoppable_broker.stop()
+        response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert (checks["database"], checks["redis"]) == ("ok", "ok")
+    assert checks["broker"].startswith("down")

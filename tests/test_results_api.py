@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from db.models import Parcel
 from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
+from tests.outages import TcpProxy
 from tests.waiting import wait_for
 
 # Every test here publishes to the ingest queue or purges it (the autouse fixture below).
@@ -242,3 +243,18 @@ def test_a_deeply_nested_body_is_refused_with_422(
     )
 
     assert response.status_code == 422 and "nested" in response.json()["error"]["message"]
+
+
+def test_results_are_refused_with_503_while_the_broker_is_down_and_taken_once_it_is_back(
+    api_client: TestClient, worker_headers: dict[str, str], stoppable_broker: TcpProxy
+) -> None:
+    stoppable_broker.stop()
+    refused = api_client.post("/internal/results", json=[result_item(1)], headers=worker_headers)
+    stoppable_broker.start()
+    taken = api_client.post("/internal/results", json=[result_item(2)], headers=worker_headers)
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "resend" in refused.json()["error"]["message"]
+    assert taken.status_code == 202 and taken.json()["accepted"] == 1, taken.text
+    assert ingest_queue_length() == 1  # only the item taken after the outage
