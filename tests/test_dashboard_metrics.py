@@ -51,7 +51,10 @@ PANEL_SERIES: dict[str, tuple[str, Labels]] = {
     ),
     "HTTP workers by state": ("gateway_workers", {}),
     "Ingested rows/s by outcome": ("gateway_ingest_rows_total", {"outcome": "inserted"}),
-    "Unparsed scraped values/s by field": ("gateway_ingest_unparsed_values_total", {}),
+    "Unparsed scraped values/s by field": (
+        "gateway_ingest_unparsed_values_total",
+        {"field": "total_due"},
+    ),
     "Public API refusals/s by tier and limit": (
         "gateway_rate_limit_hits_total",
         {"tier": "anonymous", "limit": "rate"},
@@ -175,6 +178,9 @@ def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
     }
     for title in gateway_panels:
         assert panel_value(moved_by.get(title, after), title) > panel_value(before, title), title
+    # One unparsable value was ingested once: counted once, not once per code path.
+    unparsed = "Unparsed scraped values/s by field"
+    assert panel_value(after, unparsed) - panel_value(before, unparsed) == 1
 
 
 @pytest.fixture

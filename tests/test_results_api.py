@@ -180,7 +180,7 @@ def test_wait_mode_without_a_worker_reports_pending_items(
     assert (answer["accepted"], answer["inserted"], answer["pending"]) == (2, 0, 2)
 
 
-def test_rejected_items_and_unparsed_values_are_counted_in_metrics(
+def test_rejected_items_are_counted_in_metrics(
     api_client: TestClient, worker_headers: dict[str, str]
 ) -> None:
     api_client.post("/internal/results", json=[{"bad": 1}, {"bad": 2}], headers=worker_headers)
