@@ -22,10 +22,17 @@ from sqlalchemy.orm import Session
 
 from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
-from tests.dispatch_helpers import assert_ledger_balanced, enqueue, task_row
+from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+    assert_ledger_balanced,
+    clean_dispatch_queues,
+    enqueue,
+    task_row,
+)
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.broker
+# A RabbitMQ broker is not flushed between tests: a message a stopped worker handed back must
+# not reach the next test's worker.
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
 WorkerFactory = Callable[..., WorkerProcess]
 SCRAPED_AT = datetime(2026, 11, 1, 12, tzinfo=UTC).isoformat()
 
