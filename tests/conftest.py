@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.celery_workers import REPO_ROOT, WorkerProcess, start_worker
+from tests.outages import TcpProxy, broker_address, use_broker_pools_of_current_url
 from tests.servers import TestServers, start_test_servers
 
 WORKER_TOKEN = "test-worker-token"
@@ -178,3 +179,26 @@ def celery_worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProces
     yield factory
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def stoppable_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
+    """The run's broker behind a proxy that the test can stop and start again."""
+    from settings import get_settings
+    from tasks.app import app
+
+    broker_url = get_settings().celery_broker_url
+    proxy = TcpProxy(broker_address(broker_url))
+    proxy.start()
+    monkeypatch.setenv("GATEWAY_BROKER_URL", proxy.url_for(broker_url))
+    get_settings.cache_clear()
+    monkeypatch.setattr(app.conf, "broker_url", proxy.url_for(broker_url))
+    use_broker_pools_of_current_url()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        use_broker_pools_of_current_url(close_current=True)
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        use_broker_pools_of_current_url()

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from localstack.servers import EmbeddedPostgres, EmbeddedRedis, find_free_port
+from localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
 
 
 @dataclass
@@ -74,8 +74,8 @@ def start_test_servers(work_dir: Path) -> TestServers:
     embedded_redis = None
     redis_url = os.environ.get("GATEWAY_TEST_REDIS_URL")
     if redis_url is None:
-        embedded_redis = EmbeddedRedis(work_dir / "redis", find_free_port(), is_persistent=False)
-        redis_url = embedded_redis.start()
+        embedded_redis = start_redis_on_a_free_port(work_dir / "redis")
+        redis_url = embedded_redis.url
     broker_url = os.environ.get("GATEWAY_TEST_BROKER_URL") or redis_url
 
     return TestServers(

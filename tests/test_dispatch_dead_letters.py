@@ -186,5 +186,8 @@ def test_a_redrive_waiting_on_an_uncommitted_twin_skips_it_once_the_twin_commits
 
 def lock_waiters(session: Session) -> int:
     session.rollback()
-    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
     return int(session.execute(text(query)).scalar_one())

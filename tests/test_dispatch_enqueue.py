@@ -18,6 +18,7 @@ from tests.dispatch_helpers import (
     lease,
     task_row,
 )
+from tests.outages import TcpProxy
 
 pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
 
@@ -138,7 +139,7 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
         seen_unpublished.append({message.task_id for message in found})
         return send_task(*args, **kwargs)
 
-    monkeypatch.setattr(dispatch_broker, "PUBLISH_MARK_EVERY", 3, raising=False)
+    monkeypatch.setattr(dispatch_broker, "PUBLISH_MARK_EVERY", 3)
     monkeypatch.setattr(app, "send_task", send_and_look)
 
     assert dispatch_broker.publish_scrape_messages(messages) == 7
@@ -238,19 +239,13 @@ def test_an_enqueue_while_the_broker_is_down_is_published_once_it_is_back(
     api_client: TestClient,
     admin_headers: dict[str, str],
     db_session: Session,
-    monkeypatch: pytest.MonkeyPatch,
+    stoppable_broker: TcpProxy,
 ) -> None:
-    from kombu.exceptions import OperationalError
-
-    from tasks.app import app
     from tasks.dispatch_jobs import republish_unpublished
 
-    def broker_down(*_: object, **__: object) -> None:
-        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
-
-    monkeypatch.setattr(app, "send_task", broker_down)
+    stoppable_broker.stop()
     [task_id] = enqueue(api_client, admin_headers, ["DOWN-1"])
-    monkeypatch.undo()
+    stoppable_broker.start()
     assert task_row(db_session, task_id)["published_at"] is None
     assert_queue_depth(0, "demo")
 

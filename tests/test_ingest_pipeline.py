@@ -22,15 +22,18 @@ from sqlalchemy.orm import Session
 
 from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
-from tests.dispatch_helpers import (
+from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
     assert_succeeded_tasks_kept_their_results,
+    clean_dispatch_queues,
     enqueue,
     task_row,
 )
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.broker
+# A RabbitMQ broker is not flushed between tests: a message a stopped worker handed back must
+# not reach the next test's worker.
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
 WorkerFactory = Callable[..., WorkerProcess]
 SCRAPED_AT = datetime(2026, 11, 1, 12, tzinfo=UTC).isoformat()
 
@@ -318,7 +321,8 @@ def _lock_waiters(session: Session) -> int:
     found = rows(
         session,
         "SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-        " WHERE c.relname = 'parcels' AND NOT l.granted",
+        " WHERE c.relname = 'parcels' AND NOT l.granted"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     return int(found[0].n)
 

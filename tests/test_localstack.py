@@ -1,4 +1,8 @@
-"""The README's run command: the whole stack on embedded servers, stopped by Ctrl-C."""
+"""The README's run command: the whole stack on embedded servers, stopped by Ctrl-C.
+
+With GATEWAY_TEST_BROKER_URL set (``make test-rabbitmq``) the stack is given that broker, as
+``GATEWAY_BROKER_URL`` gives it to ``make run``, instead of its own Redis.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,16 @@ import pytest
 
 from localstack.servers import find_free_port
 from tests.celery_workers import REPO_ROOT
+from tests.servers import TestServers
 from tests.waiting import wait_for
 
 
-def start_stack(data_dir: Path, ports: dict[str, int], log_path: Path) -> subprocess.Popen[bytes]:
+def start_stack(
+    data_dir: Path, ports: dict[str, int], log_path: Path, *, broker_url: str | None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    if broker_url is not None:
+        env["GATEWAY_BROKER_URL"] = broker_url
     env.update(
         {
             "GATEWAY_LOCAL_DATA_DIR": str(data_dir),
@@ -65,14 +74,39 @@ def stop_with_ctrl_c(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=60)
 
 
+def configured_broker(servers: TestServers) -> str | None:
+    """The run's explicit broker (GATEWAY_TEST_BROKER_URL), else None: the stack's own Redis."""
+    return servers.broker_url if servers.broker_url != servers.redis_url else None
+
+
+def purge_stack_queues() -> None:
+    """The stack shared the run's broker: drop what its beat published meanwhile."""
+    from tasks.app import app
+    from tasks.dispatch_broker import queue_for
+    from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
+
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        try:
+            for name in (MAINTENANCE_QUEUE, INGEST_QUEUE):
+                queue_for(name).bind(channel).purge()
+        finally:
+            channel.close()
+
+
 @pytest.mark.broker
-def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(tmp_path: Path) -> None:
+def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(
+    tmp_path: Path, test_servers: TestServers
+) -> None:
+    from tasks.app import app
+
+    broker_url = configured_broker(test_servers)
     ports = {"api": find_free_port(), "flower": find_free_port(), "redis": find_free_port()}
     api = f"http://127.0.0.1:{ports['api']}"
     flower = f"http://127.0.0.1:{ports['flower']}"
     log_path = tmp_path / "stack.log"
 
-    stack = start_stack(tmp_path / "data", ports, log_path)
+    stack = start_stack(tmp_path / "data", ports, log_path, broker_url=broker_url)
     try:
         wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API")
         workers = wait_for(
@@ -81,17 +115,24 @@ def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(tmp_path
         assert sorted(name.split("@")[0] for name in workers) == ["scrape", "service"]
         assert httpx.get(f"{api}/health/ready", timeout=5).json()["status"] == "ready"
         assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
+        if broker_url is not None:  # the stack's workers answer on the configured broker
+            answers = app.control.ping(destination=workers, timeout=2)
+            assert sorted(name for answer in answers for name in answer) == sorted(workers)
     finally:
         exit_code = stop_with_ctrl_c(stack)
+        if broker_url is not None:
+            purge_stack_queues()
     log = log_path.read_text()
     assert exit_code == 0, log
     assert "Taxlien Gateway is up" in log
     assert "Traceback" not in log
 
-    restarted = start_stack(tmp_path / "data", ports, log_path)
+    restarted = start_stack(tmp_path / "data", ports, log_path, broker_url=broker_url)
     try:
         wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API again")
     finally:
         assert stop_with_ctrl_c(restarted) == 0
+        if broker_url is not None:
+            purge_stack_queues()
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     assert log_path.read_text().count("Running upgrade  -> 0001") == 1

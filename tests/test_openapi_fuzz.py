@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.public_factories import add_api_key
 
+# The worker routes lease from and publish to the broker: no 5xx on any broker either.
+pytestmark = pytest.mark.broker
+
 # Per operation, credential mode and generation mode (valid data, then invalid data): about
 # 40 operations x 2 x 2 x 5 keeps the whole run well under a minute.
 EXAMPLES_PER_OPERATION = 5

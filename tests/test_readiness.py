@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from localstack.servers import EmbeddedPostgres, EmbeddedRedis, find_free_port
+from localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
 from settings import get_settings
+from tests.outages import TcpProxy
 
 
+@pytest.mark.broker
 def test_readiness_is_ok_when_everything_is_up(api_client: TestClient) -> None:
     response = api_client.get("/health/ready")
     assert response.status_code == 200
@@ -23,8 +25,7 @@ def test_readiness_is_ok_when_everything_is_up(api_client: TestClient) -> None:
 
 @pytest.fixture
 def throwaway_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", find_free_port(), is_persistent=False)
-    server.start()
+    server = start_redis_on_a_free_port(tmp_path / "redis")
     yield server
     server.stop()
 
@@ -54,6 +55,7 @@ def test_a_stopped_redis_makes_readiness_503_naming_redis(
     assert live.status_code == 200
 
 
+@pytest.mark.broker  # the configured broker is probed too
 def test_a_stopped_postgres_makes_readiness_503_naming_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,3 +82,20 @@ def test_a_stopped_postgres_makes_readiness_503_naming_the_database(
     checks = response.json()["checks"]
     assert checks["database"].startswith("down")
     assert checks["redis"] == "ok"
+
+
+@pytest.mark.broker
+def test_a_stopped_broker_makes_readiness_503_naming_only_the_broker(
+    stoppable_broker: TcpProxy,
+) -> None:
+    from gateway_api.app import create_app
+
+    with TestClient(create_app()) as client:
+        assert client.get("/health/ready").status_code == 200
+        stoppable_broker.stop()
+        response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert (checks["database"], checks["redis"]) == ("ok", "ok")
+    assert checks["broker"].startswith("down")

@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session
 from db.models import Parcel
 from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
+from tests.outages import TcpProxy
 from tests.waiting import wait_for
 
+# Every test here publishes to the ingest queue or purges it (the autouse fixture below).
+pytestmark = pytest.mark.broker
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ASYNC = {"Prefer": "respond-async"}  # the 202 answer; without it, tests/test_original_contract.py
 
@@ -121,7 +124,6 @@ def test_an_oversized_body_is_refused_with_the_limit_in_the_message(
     assert str(limit) in response.json()["error"]["message"]
 
 
-@pytest.mark.broker
 def test_valid_items_are_queued_before_the_answer_and_ingested_later(
     api_client: TestClient,
     worker_headers: dict[str, str],
@@ -142,7 +144,6 @@ def test_valid_items_are_queued_before_the_answer_and_ingested_later(
     wait_for(lambda: parcel_count(db_session) == 3, timeout_s=30, what="3 parcels ingested")
 
 
-@pytest.mark.broker
 def test_wait_mode_reports_what_the_ingest_did(
     api_client: TestClient,
     worker_headers: dict[str, str],
@@ -186,7 +187,7 @@ def test_wait_mode_without_a_worker_reports_pending_items(
     assert (answer["accepted"], answer["inserted"], answer["pending"]) == (2, 0, 2)
 
 
-def test_rejected_items_and_unparsed_values_are_counted_in_metrics(
+def test_rejected_items_are_counted_in_metrics(
     api_client: TestClient, worker_headers: dict[str, str]
 ) -> None:
     api_client.post("/internal/results", json=[{"bad": 1}, {"bad": 2}], headers=worker_headers)
@@ -196,7 +197,6 @@ def test_rejected_items_and_unparsed_values_are_counted_in_metrics(
     assert 'gateway_ingest_rows_total{outcome="rejected"} 2.0' in metrics
 
 
-@pytest.mark.broker
 def test_a_scrape_worker_can_send_results_straight_to_the_ingest_task(
     db_session: Session, celery_worker_factory: Callable[..., WorkerProcess]
 ) -> None:
@@ -250,3 +250,18 @@ def test_a_deeply_nested_body_is_refused_with_422(
     )
 
     assert response.status_code == 422 and "nested" in response.json()["error"]["message"]
+
+
+def test_results_are_refused_with_503_while_the_broker_is_down_and_taken_once_it_is_back(
+    api_client: TestClient, worker_headers: dict[str, str], stoppable_broker: TcpProxy
+) -> None:
+    stoppable_broker.stop()
+    refused = api_client.post("/internal/results", json=[result_item(1)], headers=worker_headers)
+    stoppable_broker.start()
+    taken = api_client.post("/internal/results", json=[result_item(2)], headers=worker_headers)
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "resend" in refused.json()["error"]["message"]
+    assert taken.status_code == 202 and taken.json()["accepted"] == 1, taken.text
+    assert ingest_queue_length() == 1  # only the item taken after the outage

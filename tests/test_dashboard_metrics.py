@@ -1,0 +1,246 @@
+"""Every Grafana panel's series moves when what it watches happens.
+
+Real actions (requests, a 503, enqueue, leases, failures, an ingest through a real worker, a
+refused public call, Celery runs) against the API's ``/metrics`` and a real Flower process's
+``/metrics``: each panel's series must be above its value before the action.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from localstack.servers import find_free_port
+from tasks.queues import INGEST_QUEUE, scrape_queue_names
+from tests.celery_workers import REPO_ROOT, WorkerProcess
+from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+    clean_dispatch_queues,
+    enqueue,
+    lease,
+)
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
+DASHBOARD = REPO_ROOT / "ops" / "grafana" / "dashboards" / "gateway.json"
+Labels = dict[str, str]
+# Each panel, the series it reads, and the labels of the series the actions below move.
+PANEL_SERIES: dict[str, tuple[str, Labels]] = {
+    "API requests/s by route": ("gateway_requests_total", {"path": "/internal/work"}),
+    "API 5xx responses/s": ("gateway_requests_total", {"path": "/internal/work", "status": "503"}),
+    "API p95 latency by route": (
+        "gateway_request_duration_seconds_bucket",
+        {"path": "/internal/work", "le": "+Inf"},
+    ),
+    "Queue depth by platform and priority": (
+        "gateway_queue_depth",
+        {"platform": "demo", "priority": "3"},
+    ),
+    "Tasks held by workers": ("gateway_tasks_in_progress", {"platform": "demo", "kind": "http"}),
+    "Tasks waiting for a retry": ("gateway_retry_wait_tasks", {"platform": "demo"}),
+    "Dead letters by platform and reason": (
+        "gateway_dead_letters",
+        {"platform": "demo", "reason": "format_changed"},
+    ),
+    "HTTP workers by state": ("gateway_workers", {}),
+    "Ingested rows/s by outcome": ("gateway_ingest_rows_total", {"outcome": "inserted"}),
+    "Unparsed scraped values/s by field": (
+        "gateway_ingest_unparsed_values_total",
+        {"field": "total_due"},
+    ),
+    "Public API refusals/s by tier and limit": (
+        "gateway_rate_limit_hits_total",
+        {"tier": "anonymous", "limit": "rate"},
+    ),
+    "Celery workers online (Flower)": ("flower_worker_online", {}),
+    "Celery tasks executing by worker (Flower)": (
+        "flower_worker_number_of_currently_executing_tasks",
+        {},
+    ),
+    "Celery task events/s by task and type (Flower)": (
+        "flower_events_total",
+        {"task": "scrape.parcel", "type": "task-succeeded"},
+    ),
+    "Celery task p95 runtime by task (Flower)": (
+        "flower_task_runtime_seconds_bucket",
+        {"task": "scrape.parcel", "le": "+Inf"},
+    ),
+}
+
+
+def series_value(metrics_text: str, name: str, labels: Labels) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def panel_value(metrics_text: str, title: str) -> float:
+    name, labels = PANEL_SERIES[title]
+    return series_value(metrics_text, name, labels)
+
+
+def test_every_dashboard_panel_has_its_series_checked_here() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = {panel["title"]: panel for panel in dashboard["panels"]}
+
+    assert set(panels) == set(PANEL_SERIES)
+    for title, (name, _) in PANEL_SERIES.items():
+        series = name.removesuffix("_bucket")
+        assert any(series in target["expr"] for target in panels[title]["targets"]), title
+
+
+def refuse_an_anonymous_search(api_client: TestClient) -> None:
+    for _ in range(30):  # the anonymous burst is 5: a 429 comes long before 30 calls
+        response = api_client.get("/v1/search", params={"state": "FL"})
+        if response.status_code == 429:
+            return
+        assert response.status_code == 200, response.text
+    raise AssertionError("30 anonymous searches in a row were never refused")
+
+
+def lease_with_every_broker_connection_held(
+    api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> int:
+    from tasks import dispatch_broker
+    from tasks.app import app
+
+    monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2)
+    held = [app.pool.acquire(block=True, timeout=1) for _ in range(app.pool.limit)]
+    try:
+        response = api_client.get(
+            "/internal/work", params={"platforms": "demo"}, headers=worker_headers
+        )
+    finally:
+        for connection in held:
+            connection.release()
+    return int(response.status_code)
+
+
+def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    celery_worker_factory: Callable[..., WorkerProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def metrics() -> str:
+        return str(api_client.get("/metrics").text)
+
+    before = metrics()
+    gateway_panels = [title for title in PANEL_SERIES if "(Flower)" not in title]
+
+    ids = enqueue(api_client, admin_headers, ["DASH-1", "DASH-2", "DASH-3"])
+    queued = metrics()
+    assert lease_with_every_broker_connection_held(api_client, worker_headers, monkeypatch) == 503
+    tasks = lease(api_client, worker_headers, capacity=2)
+    api_client.post(
+        "/internal/heartbeat",
+        json={"active_tasks": 2, "platforms": ["demo"]},
+        headers=worker_headers,
+    )
+    held = metrics()
+    fail_url = "/internal/tasks/{}/fail"
+    retryable = {"reason": "platform_down", "retry_suggested": True}
+    hopeless = {"reason": "format_changed", "retry_suggested": False}
+    for task, body in zip(tasks, (retryable, hopeless), strict=True):
+        failed = api_client.post(
+            fail_url.format(task["task_id"]), json=body, headers=worker_headers
+        )
+        assert failed.status_code == 200, failed.text
+    celery_worker_factory([INGEST_QUEUE])
+    unparsable = {"owner": "SMITH JOHN", "total_due": "ask the clerk"}
+    result = {
+        "task_id": str(ids[2]), "parcel_id": "DASH-3", "platform": "demo", "state": "FL",
+        "county": "dixie", "data": unparsable, "scraped_at": "2026-11-01T12:00:00+00:00",
+    }  # fmt: skip
+    ingested = api_client.post(
+        "/internal/results", params={"wait": 20}, json=[result], headers=worker_headers
+    )
+    assert ingested.json()["inserted"] == 1, ingested.text
+    refuse_an_anonymous_search(api_client)
+    after = metrics()
+
+    moved_by = {
+        "Queue depth by platform and priority": queued,
+        "Tasks held by workers": held,
+        "HTTP workers by state": held,
+    }
+    for title in gateway_panels:
+        assert panel_value(moved_by.get(title, after), title) > panel_value(before, title), title
+    # One unparsable value was ingested once: counted once, not once per code path.
+    unparsed = "Unparsed scraped values/s by field"
+    assert panel_value(after, unparsed) - panel_value(before, unparsed) == 1
+
+
+@pytest.fixture
+def flower(tmp_path: Path) -> Iterator[str]:
+    """A real Flower process on the run's broker; yields its address."""
+    port = find_free_port()
+    log_path = tmp_path / "flower.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "tasks.app", "flower",
+        "--address=127.0.0.1", f"--port={port}",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    address = f"http://127.0.0.1:{port}"
+
+    def is_up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"flower exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            return httpx.get(f"{address}/healthcheck", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(is_up, timeout_s=60, what="Flower to answer")
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_the_celery_and_flower_panels_move_while_a_real_worker_runs_and_fails_scrapes(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    celery_worker_factory: Callable[..., WorkerProcess],
+    flower: str,
+) -> None:
+    def metrics() -> str:
+        return str(api_client.get("/metrics").text)
+
+    def flower_metrics() -> str:
+        return httpx.get(f"{flower}/metrics", timeout=5).text
+
+    def moves(read: Callable[[], str], name: str, labels: Labels) -> Callable[[], bool]:
+        return lambda: series_value(read(), name, labels) > 0
+
+    api_before, flower_before = metrics(), flower_metrics()
+    # Long enough to be seen running from the ledger and through Flower's events.
+    slow = {"GATEWAY_DEMO_SCRAPE_DELAY_S": "4"}
+    celery_worker_factory(scrape_queue_names(["demo"]), extra_env=slow)
+    enqueue(api_client, admin_headers, ["SLOW-1", "FAIL-DASH-1"])
+
+    for read, name, labels in [
+        (metrics, "gateway_tasks_in_progress", {"platform": "demo", "kind": "celery"}),
+        (flower_metrics, *PANEL_SERIES["Celery tasks executing by worker (Flower)"]),
+        (flower_metrics, *PANEL_SERIES["Celery workers online (Flower)"]),
+        (metrics, *PANEL_SERIES["Tasks waiting for a retry"]),
+        (flower_metrics, *PANEL_SERIES["Celery task events/s by task and type (Flower)"]),
+        (flower_metrics, *PANEL_SERIES["Celery task p95 runtime by task (Flower)"]),
+    ]:
+        before = series_value(api_before if read is metrics else flower_before, name, labels)
+        assert before == 0, (name, labels)
+        wait_for(moves(read, name, labels), timeout_s=30, what=f"{name}{labels} to move")
