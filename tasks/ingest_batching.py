@@ -38,7 +38,8 @@ from tasks.ingest import BatchStatus, HeldMessage, run_ingest_batch
 
 logger = logging.getLogger(__name__)
 
-# Held messages beyond the pool's own prefetch, at most: bounds the worker's memory.
+# Items held at most (in chunks' worth per child) while raising the prefetch: beyond it the
+# broker's window stops growing, which bounds the worker's memory.
 MAX_HELD_BATCHES_PER_CHILD = 3
 RETRY_HELD_AFTER_S = 5.0  # a batch handed back (database down, child lost) waits this long
 
@@ -65,11 +66,11 @@ class IngestBatcher:
         self._hard_limit_s = app.conf.task_time_limit
         self._soft_limit_s = app.conf.task_soft_time_limit
         self._children = max(int(getattr(self._pool, "limit", 1) or 1), 1)
-        self._max_held = self._children * MAX_HELD_BATCHES_PER_CHILD * self._max_items
+        self._max_held_items = self._children * MAX_HELD_BATCHES_PER_CHILD * self._max_items
         self._waiting: deque[_Held] = deque()  # received, not yet in a batch
         self._waiting_items = 0
         self._alone: deque[_Held] = deque()  # tried again one message at a time
-        self._held_count = 0  # messages held in all (waiting, alone, in flight)
+        self._held_items = 0  # items held in all (waiting, alone, in flight)
         self._in_flight = 0  # batches in pool children
         self._timer_started = False
         self._make_request = create_request_cls(
@@ -88,11 +89,11 @@ class IngestBatcher:
         ):
             return
         signals.task_received.send(sender=self._consumer, request=request)
-        raised = self._held_count < self._max_held
+        raised = self._held_items < self._max_held_items
         if raised:
             self._consumer.qos.increment_eventually()
         held = _Held(request, _item_count(request), time.monotonic(), raised)
-        self._held_count += 1
+        self._held_items += held.item_count
         self._waiting.append(held)
         self._waiting_items += held.item_count
         if not self._timer_started:
@@ -214,7 +215,7 @@ class IngestBatcher:
         self._dispatch()
 
     def _release(self, held: _Held) -> None:
-        self._held_count -= 1
+        self._held_items -= held.item_count
         if held.raised_prefetch:
             self._consumer.qos.decrement_eventually()
 
