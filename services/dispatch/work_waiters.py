@@ -42,6 +42,7 @@ from services.dispatch.wakeup_channel import LISTENER_CLIENT_NAME, WAKEUP_CHANNE
 
 logger = logging.getLogger(__name__)
 RECONNECT_DELAY_S = 0.5
+STOP_TIMEOUT_S = 2.0
 T = TypeVar("T")
 
 
@@ -99,9 +100,9 @@ class WorkWaiters:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a listener stuck closing a dead Redis connection must not hold up shutdown.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
         self._tasks = []
         self.is_listening.clear()
 
