@@ -202,3 +202,21 @@ def assert_succeeded_tasks_kept_their_results(session: Session) -> None:
         )
     ).all()
     assert orphans == [], f"succeeded without a parcel or reject row: {orphans}"
+
+
+def poll_with_every_broker_connection_held(
+    api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """``GET /internal/work`` while the test holds every pooled broker connection."""
+    from tasks import dispatch_broker
+    from tasks.app import app
+
+    monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2)
+    held = [app.pool.acquire(block=True, timeout=1) for _ in range(app.pool.limit)]
+    try:
+        return api_client.get(
+            "/internal/work", params={"platforms": "demo"}, headers=worker_headers
+        )
+    finally:
+        for connection in held:
+            connection.release()

@@ -25,6 +25,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     clean_dispatch_queues,
     enqueue,
     lease,
+    poll_with_every_broker_connection_held,
 )
 from tests.waiting import wait_for
 
@@ -109,24 +110,6 @@ def refuse_an_anonymous_search(api_client: TestClient) -> None:
     raise AssertionError("30 anonymous searches in a row were never refused")
 
 
-def lease_with_every_broker_connection_held(
-    api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> int:
-    from tasks import dispatch_broker
-    from tasks.app import app
-
-    monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2)
-    held = [app.pool.acquire(block=True, timeout=1) for _ in range(app.pool.limit)]
-    try:
-        response = api_client.get(
-            "/internal/work", params={"platforms": "demo"}, headers=worker_headers
-        )
-    finally:
-        for connection in held:
-            connection.release()
-    return int(response.status_code)
-
-
 def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
     api_client: TestClient,
     admin_headers: dict[str, str],
@@ -142,7 +125,8 @@ def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
 
     ids = enqueue(api_client, admin_headers, ["DASH-1", "DASH-2", "DASH-3"])
     queued = metrics()
-    assert lease_with_every_broker_connection_held(api_client, worker_headers, monkeypatch) == 503
+    response = poll_with_every_broker_connection_held(api_client, worker_headers, monkeypatch)
+    assert response.status_code == 503
     tasks = lease(api_client, worker_headers, capacity=2)
     api_client.post(
         "/internal/heartbeat",

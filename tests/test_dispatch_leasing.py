@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tasks.dispatch_jobs import republish_due_retries
-from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+from tests.dispatch_helpers import (
     assert_ledger_balanced,
     assert_queue_depth,
     clean_dispatch_queues,
@@ -21,6 +21,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     lease,
     platform_disabled,
     platform_policy,
+    poll_with_every_broker_connection_held,  # clean_dispatch_queues: autouse fixture
     publish_duplicate,
     task_row,
 )
@@ -152,18 +153,7 @@ def test_a_disabled_platform_in_a_poll_is_skipped_and_the_others_still_lease(
 def test_a_poll_finding_every_broker_connection_busy_is_a_503_with_a_retry_hint(
     api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tasks import dispatch_broker
-    from tasks.app import app
-
-    monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2)
-    held = [app.pool.acquire(block=True, timeout=1) for _ in range(app.pool.limit)]
-    try:
-        response = api_client.get(
-            "/internal/work", params={"platforms": "demo"}, headers=worker_headers
-        )
-    finally:
-        for connection in held:
-            connection.release()
+    response = poll_with_every_broker_connection_held(api_client, worker_headers, monkeypatch)
 
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
