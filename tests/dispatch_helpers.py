@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -17,7 +18,7 @@ from tasks.queues import scrape_queue_name
 
 
 def enqueue(
-    api_client: TestClient,
+    api_client: httpx.Client,
     admin_headers: dict[str, str],
     parcel_ids: list[str],
     *,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from services.dispatch.wakeup_channel import LISTENER_CLIENT_NAME
 from services.dispatch.work_waiters import WorkWaiters
 from tests.dispatch_helpers import clean_dispatch_queues, enqueue
+from tests.live_server import serve_app
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
@@ -253,3 +255,27 @@ def test_a_short_look_marks_its_platforms_drained_until_an_announcement_for_them
     assert not waiters.is_drained(["demo"]) and waiters.is_drained(["qpublic"])
     waiters.wake_oldest_per_platform()  # a safety poll trusts no earlier look
     assert not waiters.is_drained(["qpublic"])
+
+
+def test_a_long_poll_whose_client_hung_up_stops_waiting_and_leases_nothing(
+    api_app: FastAPI, admin_headers: dict[str, str], worker_headers: dict[str, str]
+) -> None:
+    with serve_app(api_app) as url, httpx.Client(base_url=url) as client:
+        wait_for(waiters_of(api_app).is_listening.is_set, what="the wake-up listener")
+        with pytest.raises(httpx.ReadTimeout):  # the worker gives up and closes its connection
+            client.get(
+                "/internal/work",
+                params={"platforms": "demo", "wait": 30},
+                headers=worker_headers,
+                timeout=httpx.Timeout(5, read=0.5),
+            )
+        wait_for(  # well before its 30 s were up
+            lambda: waiters_of(api_app).count_waiting("demo") == 0,
+            timeout_s=10,
+            what="the abandoned poll to stop waiting",
+        )
+
+        enqueue(client, admin_headers, ["AFTER-HANGUP"])
+
+        leased = client.get("/internal/work", params={"platforms": "demo"}, headers=worker_headers)
+        assert [t["target"]["parcel_id"] for t in leased.json()["tasks"]] == ["AFTER-HANGUP"]

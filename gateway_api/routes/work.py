@@ -14,6 +14,7 @@ from sqlalchemy import select
 from db.models import Platform, ScrapeTask
 from db.session import session_scope
 from gateway_api.auth import WorkerDep
+from gateway_api.client_disconnect import watch_disconnect
 from gateway_api.schemas import Text
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.fleet import is_worker_paused
@@ -111,6 +112,7 @@ WaitersDep = Annotated[WorkWaiters, Depends(get_work_waiters)]
 
 @router.get("/work")
 async def get_work(
+    request: Request,
     worker: WorkerDep,
     waiters: WaitersDep,
     platforms: Annotated[list[PlatformList], Query(max_length=200)] = [],  # noqa: B006
@@ -144,6 +146,9 @@ async def get_work(
     if wait <= 0:
         leased = await lease()
     else:
-        leased = await wait_for_work(waiters, names, capacity=wanted, wait_s=wait, lease=lease)
+        async with watch_disconnect(request.receive) as client_gone:
+            leased = await wait_for_work(
+                waiters, names, capacity=wanted, wait_s=wait, lease=lease, client_gone=client_gone
+            )
     retry_after = 0 if leased else settings.work_retry_after_s
     return WorkOut(tasks=[work_task(task) for task in leased], retry_after=retry_after)

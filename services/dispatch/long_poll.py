@@ -23,9 +23,11 @@ async def wait_for_work(
     capacity: int,
     wait_s: float,
     lease: Callable[[], Awaitable[list[T]]],
+    client_gone: asyncio.Event | None = None,
 ) -> list[T]:
     """Lease now (unless these platforms were just found drained); if nothing, wait up to
-    ``wait_s`` for a wake-up and lease then.
+    ``wait_s`` for a wake-up and lease then. A poll whose client has gone (``client_gone``)
+    stops waiting and leases nothing more: no one would receive the tasks.
 
     The waiter is registered before the first look, so an announcement made during it wakes
     this poll instead of being missed. Leases are taken only by ``lease``.
@@ -38,7 +40,7 @@ async def wait_for_work(
     with waiters.waiting(platforms, capacity=capacity) as waiter:
         leased = [] if waiters.is_drained(platforms) else await look()
         while not leased:
-            if not await waiter.wait_woken(deadline - time.monotonic()):
+            if not await waiter.wait_woken(deadline - time.monotonic(), gone=client_gone):
                 return []
             waiter.take_wakeup()
             leased = await look()

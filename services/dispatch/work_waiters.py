@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -59,13 +60,18 @@ class Waiter:
     def is_woken(self) -> bool:
         return self.event.is_set()
 
-    async def wait_woken(self, timeout_s: float) -> bool:
-        """Sleep until woken (True) or until ``timeout_s`` passes (False)."""
+    async def wait_woken(self, timeout_s: float, *, gone: asyncio.Event | None = None) -> bool:
+        """Sleep until woken (True), or until ``timeout_s`` passes or ``gone`` is set (False)."""
+        woken = asyncio.ensure_future(self.event.wait())
+        waits: set[asyncio.Future[bool]] = {woken}
+        if gone is not None:
+            waits.add(asyncio.ensure_future(gone.wait()))
         try:
-            await asyncio.wait_for(self.event.wait(), timeout=max(timeout_s, 0))
-        except TimeoutError:
-            return False
-        return True
+            await asyncio.wait(waits, timeout=max(timeout_s, 0), return_when=FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return self.event.is_set() and not (gone is not None and gone.is_set())
 
     def take_wakeup(self) -> set[str]:
         """Consume the wake-up: the platforms it was for."""
