@@ -27,8 +27,10 @@ def make_engine(
     database_url: str,
     *,
     role: str,
-    pool_size: int = 5,
-    max_overflow: int = 10,
+    # Connections are opened on demand, so a Celery child keeps one; the API's threadpool (40
+    # threads) keeps up to this many, instead of reconnecting for every request past five.
+    pool_size: int = 20,
+    max_overflow: int = 20,
     pool_timeout_s: float = 30.0,
     statement_timeout_ms: int | None = None,
 ) -> Engine:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 
 from db.session import session_scope
 from services.dispatch.worker_credentials import worker_id_problem
@@ -87,7 +88,24 @@ def _client_host(request: Request) -> str:
     return str(address) if address is not None else f"peer:{(peer or 'unknown')[:64]}"
 
 
-def require_worker(
+def _worker_id_of(request: Request, credential: Credential, named: str | None) -> str:
+    worker_id = (named or "").strip()
+    if not worker_id:
+        # The original's clients may not name themselves (an empty header meant unnamed there
+        # too). Leases, heartbeats and commands are per worker, so the fallback is never one
+        # shared name (the original's "unknown").
+        return derived_worker_id(credential, _client_host(request))
+    if problem := worker_id_problem(worker_id):
+        raise InvalidInput(f"X-Worker-ID: {problem}")
+    return worker_id
+
+
+def _identify_worker(request: Request, token: str | None, named: str | None) -> WorkerIdentity:
+    credential = authenticate_worker_token(token)
+    return bind_worker_id(_worker_id_of(request, credential, named), credential)
+
+
+async def require_worker(
     request: Request,
     x_worker_token: Annotated[str | None, Header()] = None,
     x_worker_id: Annotated[
@@ -95,16 +113,17 @@ def require_worker(
         Header(description="This worker's name; without it, one derived from token and host"),
     ] = None,
 ) -> WorkerIdentity:
-    credential = authenticate_worker_token(x_worker_token)
-    worker_id = (x_worker_id or "").strip()
-    if not worker_id:
-        # The original's clients may not name themselves (an empty header meant unnamed there
-        # too). Leases, heartbeats and commands are per worker, so the fallback is never one
-        # shared name (the original's "unknown").
-        worker_id = derived_worker_id(credential, _client_host(request))
-    elif problem := worker_id_problem(worker_id):
-        raise InvalidInput(f"X-Worker-ID: {problem}")
-    return bind_worker_id(worker_id, credential)
+    """Answered from the cache, in the event loop, for a known worker (nearly every request);
+    in a thread when the credentials must be read or a new worker id claimed."""
+    cache = worker_identity_cache()
+    if cache.is_fresh():
+        credential = cache.directory().authenticate(x_worker_token)
+        if credential is None:
+            raise Unauthorized("missing or invalid X-Worker-Token")
+        worker_id = _worker_id_of(request, credential, x_worker_id)
+        if cache.has_confirmed(worker_id, credential.key):
+            return WorkerIdentity(worker_id=worker_id, credential=credential)
+    return await run_in_threadpool(_identify_worker, request, x_worker_token, x_worker_id)
 
 
 def require_admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:

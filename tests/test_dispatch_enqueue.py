@@ -124,23 +124,22 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
     from db.session import session_scope
     from services.dispatch.publishing import find_unpublished
     from tasks import dispatch_broker
-    from tasks.app import app
 
     requests = [EnqueueRequest("demo", "FL", "dixie", f"S-{n}") for n in range(7)]
     messages = enqueue_tasks(db_session, requests).messages
     db_session.commit()
     seen_unpublished: list[set[Any]] = []
-    send_task = app.send_task
+    send = dispatch_broker.send_scrape_message
 
-    def send_and_look(*args: Any, **kwargs: Any) -> Any:
+    def send_and_look(*args: Any, **kwargs: Any) -> None:
         # What the periodic re-publisher would pick up at this moment (grace already over).
         with session_scope() as session:
             found = find_unpublished(session, older_than_s=0, now=datetime.now(UTC))
         seen_unpublished.append({message.task_id for message in found})
-        return send_task(*args, **kwargs)
+        send(*args, **kwargs)
 
     monkeypatch.setattr(dispatch_broker, "PUBLISH_MARK_EVERY", 3)
-    monkeypatch.setattr(app, "send_task", send_and_look)
+    monkeypatch.setattr(dispatch_broker, "send_scrape_message", send_and_look)
 
     assert dispatch_broker.publish_scrape_messages(messages) == 7
 

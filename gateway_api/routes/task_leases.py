@@ -7,14 +7,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from db.session import session_scope
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
 from gateway_api.optional_bodies import documented_body, read_json_object, validate_optional_body
 from gateway_api.schemas import INT32_MAX, Text
 from services.dispatch.failures import WORKER_REASONS, classify_worker_reason
-from services.dispatch.leases import complete_lease, complete_leases, extend_lease, fail_lease
+from services.dispatch.leases import (
+    BatchItemError,
+    CompletionOutcome,
+    complete_lease,
+    complete_leases,
+    extend_lease,
+    fail_lease,
+)
 from settings import get_settings
 
 router = APIRouter(prefix="/internal/tasks", tags=["workers"])
@@ -86,17 +95,29 @@ class BatchCompleteOut(BaseModel):
     errors: list[BatchError]
 
 
+def _complete_in_transaction(
+    items: list[tuple[uuid.UUID, int | None]], worker_id: str
+) -> tuple[list[CompletionOutcome], list[BatchItemError]]:
+    with session_scope() as session:
+        return complete_leases(session, items, worker_id=worker_id, now=datetime.now(UTC))
+
+
+def _complete_one_in_transaction(
+    task_id: uuid.UUID, worker_id: str, lease_token: int | None
+) -> CompletionOutcome:
+    with session_scope() as session:
+        return complete_lease(
+            session, task_id, worker_id=worker_id, lease_token=lease_token, now=datetime.now(UTC)
+        )
+
+
+# The complete routes are the hottest of a busy fleet: async, with their transaction in one
+# trip to the threadpool (a sync route with a session dependency makes three).
 @router.post("/complete")
-def complete_tasks(
-    body: BatchCompleteIn, worker: WorkerDep, session: SessionDep
-) -> BatchCompleteOut:
+async def complete_tasks(body: BatchCompleteIn, worker: WorkerDep) -> BatchCompleteOut:
     """Complete many leases at once; each item succeeds or fails on its own."""
-    done, errors = complete_leases(
-        session,
-        [(item.task_id, item.lease_token) for item in body.tasks],
-        worker_id=worker.worker_id,
-        now=datetime.now(UTC),
-    )
+    items = [(item.task_id, item.lease_token) for item in body.tasks]
+    done, errors = await run_in_threadpool(_complete_in_transaction, items, worker.worker_id)
     return BatchCompleteOut(
         success=not errors,
         completed=[d.task_id for d in done if not d.was_already_completed],
@@ -106,20 +127,16 @@ def complete_tasks(
 
 
 @router.post("/{task_id}/complete", openapi_extra=documented_body(LeaseRef))
-def complete_task(
-    task_id: uuid.UUID, worker: WorkerDep, session: SessionDep, raw_body: OptionalBody
+async def complete_task(
+    task_id: uuid.UUID, worker: WorkerDep, raw_body: OptionalBody
 ) -> CompleteOut:
     """Mark a leased task done; only its lease holder may, and repeating it is harmless.
 
     The body is optional: without ``lease_token`` only the lease holder's identity is checked.
     """
     body = validate_optional_body(LeaseRef, raw_body)
-    outcome = complete_lease(
-        session,
-        task_id,
-        worker_id=worker.worker_id,
-        lease_token=body.lease_token if body else None,
-        now=datetime.now(UTC),
+    outcome = await run_in_threadpool(
+        _complete_one_in_transaction, task_id, worker.worker_id, body.lease_token if body else None
     )
     return CompleteOut(
         task_id=task_id, status="succeeded", already_completed=outcome.was_already_completed

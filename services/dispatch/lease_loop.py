@@ -1,23 +1,23 @@
 """Leasing for HTTP workers: take messages from the Celery queues, write leases, then ack.
 
-Within one call, on one channel: messages are taken with ``basic_get(no_ack=False)`` in strict
-priority order, their leases committed to the ledger, and only then acknowledged. A crash
-before the commit leaves the messages unacked (the channel's close, or the broker, puts them
-back); a crash after the commit leaves a leased row plus a message that comes back as a
+Within one call: messages are taken unacknowledged in strict priority order (from a
+``MessageSource``), their leases committed to the ledger, and only then acknowledged. A
+crash before the commit leaves the messages unacked (closing the source, or the broker, puts
+them back); a crash after the commit leaves a leased row plus a message that comes back as a
 duplicate and is dropped. The ledger owns this transaction here because the ack must follow
-the commit. No message outlives the call: the channel is closed before returning.
+the commit. No message outlives the call: the source is closed before returning, and closing
+puts back whatever was taken and not acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from kombu import Connection, Message, Queue
-from kombu.exceptions import KombuError
 from sqlalchemy.exc import OperationalError
 
 from db.models import ScrapeTask
@@ -27,47 +27,61 @@ from services.errors import ServiceUnavailable
 from tasks.queues import PRIORITIES, scrape_queue_name
 
 logger = logging.getLogger(__name__)
-QueueFactory = Callable[[str], Queue]
-_declared: set[str] = set()
 
 
 @dataclass(frozen=True)
 class TakenMessage:
-    message: Message
+    """A message taken unacknowledged; ``handle`` is its source's own record of it."""
+
     task_id: uuid.UUID | None
+    handle: object
+    source: MessageSource
+
+
+class MessageSource(Protocol):
+    """Scrape queues as leasing reads them, on one broker connection."""
+
+    errors: tuple[type[BaseException], ...]  # what a broker failure raises
+
+    def take(self, levels: Sequence[Sequence[str]], wanted: int) -> list[TakenMessage]:
+        """Up to ``wanted`` messages, unacknowledged: every queue of a level (round robin)
+        before any of the next."""
+        ...
+
+    def ack(self, messages: Sequence[TakenMessage]) -> None: ...
+
+    def close(self) -> None:
+        """Put back what was taken and not acknowledged."""
+        ...
+
+
+def queue_levels(platforms: Sequence[str]) -> list[list[str]]:
+    """The platforms' scrape queues by priority: every p1 queue, then every p2, ..."""
+    return [[scrape_queue_name(p, priority) for p in platforms] for priority in PRIORITIES]
 
 
 def lease_work(
-    connection: Connection,
+    source: MessageSource,
     *,
-    queue_for: QueueFactory,
     platforms: Sequence[str],
     capacity: int,
     worker_id: str,
     lease_timeout_s: float,
 ) -> list[ScrapeTask]:
     """Lease up to ``capacity`` tasks: every p1 of the platforms before any p2, and so on."""
-    errors = (KombuError, *connection.connection_errors, *connection.channel_errors)
-    try:
-        connection.ensure_connection(max_retries=1)
-        channel = connection.channel()
-    except errors as exc:
-        raise ServiceUnavailable("the broker is unreachable") from exc
+    levels = queue_levels(platforms)
     leased: list[ScrapeTask] = []
     try:
-        for priority in PRIORITIES:
-            queues = [_bound(queue_for, channel, scrape_queue_name(p, priority)) for p in platforms]
-            while len(leased) < capacity:
-                taken = take_round_robin(queues, capacity - len(leased))
-                if not taken:
-                    break
-                batch, is_acked = lease_and_ack(taken, worker_id, lease_timeout_s, errors)
-                leased.extend(batch)
-                if not is_acked:
-                    return leased  # the broker is gone: hand out what the ledger holds
+        while len(leased) < capacity:
+            taken = source.take(levels, capacity - len(leased))
+            if not taken:
+                break
+            batch, is_acked = lease_and_ack(taken, worker_id, lease_timeout_s, source.errors)
+            leased.extend(batch)
+            if not is_acked:
+                break  # the broker is gone: hand out what the ledger holds
         return leased
-    except errors as exc:
-        _declared.clear()  # a queue deleted on the broker is declared again next time
+    except source.errors as exc:
         if leased:
             logger.warning("broker failed mid-lease (%s); returning %d leases", exc, len(leased))
             return leased
@@ -77,39 +91,13 @@ def lease_work(
             return leased
         raise
     finally:
-        _close_quietly(channel, errors)
+        close_quietly(source)
 
 
-def _bound(queue_for: QueueFactory, channel: object, name: str) -> Queue:
-    queue = queue_for(name).bind(channel)
-    if name not in _declared:
-        # A worker may poll before anything was published; AMQP refuses unknown queues.
-        queue.declare()
-        _declared.add(name)
-    return queue
-
-
-def take_round_robin(queues: Sequence[Queue], wanted: int) -> list[TakenMessage]:
-    """One message per queue in turn until ``wanted`` are taken or every queue is empty."""
-    taken: list[TakenMessage] = []
-    live = list(queues)
-    while live and len(taken) < wanted:
-        for queue in list(live):
-            message = queue.get(no_ack=False, accept=["json"])
-            if message is None:
-                live.remove(queue)
-                continue
-            taken.append(TakenMessage(message, _ledger_id(message)))
-            if len(taken) >= wanted:
-                break
-    return taken
-
-
-def _ledger_id(message: Message) -> uuid.UUID | None:
-    """The Celery task id (protocol 2 header) is the ledger id."""
-    raw = (message.headers or {}).get("id")
+def ledger_id(raw_id: object) -> uuid.UUID | None:
+    """The Celery task id (protocol 2 header ``id``) is the ledger id."""
     try:
-        return uuid.UUID(str(raw))
+        return uuid.UUID(str(raw_id))
     except ValueError:
         return None
 
@@ -139,23 +127,23 @@ def lease_and_ack(
     dropped = len(taken) - len(leased)
     if dropped:
         logger.info("dropped %d duplicate or foreign scrape message(s)", dropped)
-    return leased, ack_messages([t.message for t in taken], errors)
+    return leased, ack_messages(taken, errors)
 
 
-def ack_messages(messages: Sequence[Message], errors: tuple[type[BaseException], ...]) -> bool:
-    """Ack after the commit. If the broker is gone now, the leases stand: the messages come
-    back later as duplicates of leased rows and are dropped then."""
-    for message in messages:
-        try:
-            message.ack()
-        except errors as exc:
-            logger.warning("ack failed after the lease was written (%s); duplicate expected", exc)
-            return False
+def ack_messages(messages: Sequence[TakenMessage], errors: tuple[type[BaseException], ...]) -> bool:
+    """Ack after the commit (one source's messages). If the broker is gone now, the leases
+    stand: the messages come back later as duplicates of leased rows and are dropped then."""
+    try:
+        if messages:
+            messages[0].source.ack(messages)
+    except errors as exc:
+        logger.warning("ack failed after the lease was written (%s); duplicate expected", exc)
+        return False
     return True
 
 
-def _close_quietly(channel: object, errors: tuple[type[BaseException], ...]) -> None:
+def close_quietly(source: MessageSource) -> None:
     try:
-        channel.close()  # type: ignore[attr-defined]
-    except errors as exc:
-        logger.warning("closing the leasing channel failed: %s", exc)
+        source.close()
+    except source.errors as exc:
+        logger.warning("closing the leasing source failed: %s", exc)

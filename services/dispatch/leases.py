@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
@@ -86,6 +86,38 @@ def _require_leased(task: ScrapeTask) -> None:
         raise Conflict(f"task {task.id} is {task.status}, not leased")
 
 
+def _complete_held(
+    session: Session,
+    items: Sequence[tuple[uuid.UUID, int | None]],
+    *,
+    worker_id: str,
+    now: datetime,
+) -> dict[uuid.UUID, int | None]:
+    """The common case in one statement: ``leased`` → ``succeeded`` for each (task, token)
+    whose lease this worker holds (with that token, when one is given). Returns the completed
+    ids with their tokens; the others take the checked path, which says why (or that they
+    were done already)."""
+    with_token = [(task_id, token) for task_id, token in items if token is not None]
+    without_token = [task_id for task_id, token in items if token is None]
+    matches = []
+    if with_token:
+        matches.append(tuple_(ScrapeTask.id, ScrapeTask.lease_token).in_(with_token))
+    if without_token:
+        matches.append(ScrapeTask.id.in_(without_token))
+    completed = session.execute(
+        update(ScrapeTask)
+        .where(
+            or_(*matches),
+            ScrapeTask.status == TaskStatus.LEASED.value,
+            ScrapeTask.leased_by == worker_id,
+        )
+        .values(status=TaskStatus.SUCCEEDED.value, finished_at=now, lease_expires_at=None)
+        .returning(ScrapeTask.id, ScrapeTask.lease_token)
+        .execution_options(synchronize_session=False)
+    )
+    return {task_id: token for task_id, token in completed}
+
+
 def complete_lease(
     session: Session,
     task_id: uuid.UUID,
@@ -94,6 +126,8 @@ def complete_lease(
     lease_token: int | None,
     now: datetime,
 ) -> CompletionOutcome:
+    if _complete_held(session, [(task_id, lease_token)], worker_id=worker_id, now=now):
+        return CompletionOutcome(task_id, False)
     task = _locked_task(session, task_id)
     _check_holder(task, worker_id, lease_token)
     if task.status == TaskStatus.SUCCEEDED.value:
@@ -122,9 +156,14 @@ def complete_leases(
         .order_by(ScrapeTask.id)
         .with_for_update()
     )
+    completed = _complete_held(session, items, worker_id=worker_id, now=now)
     done: list[CompletionOutcome] = []
     errors: list[BatchItemError] = []
     for task_id, token in items:
+        if task_id in completed and token in (None, completed[task_id]):
+            del completed[task_id]  # a repeat of the id in this batch finds it done
+            done.append(CompletionOutcome(task_id, False))
+            continue
         try:
             done.append(
                 complete_lease(session, task_id, worker_id=worker_id, lease_token=token, now=now)

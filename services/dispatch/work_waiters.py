@@ -62,10 +62,9 @@ class Waiter:
 
     async def wait_woken(self, timeout_s: float, *, gone: asyncio.Event | None = None) -> bool:
         """Sleep until woken (True), or until ``timeout_s`` passes or ``gone`` is set (False)."""
-        woken = asyncio.ensure_future(self.event.wait())
-        waits: set[asyncio.Future[bool]] = {woken}
+        waits: set[asyncio.Task[bool]] = {asyncio.create_task(self.event.wait())}
         if gone is not None:
-            waits.add(asyncio.ensure_future(gone.wait()))
+            waits.add(asyncio.create_task(gone.wait()))
         try:
             await asyncio.wait(waits, timeout=max(timeout_s, 0), return_when=FIRST_COMPLETED)
         finally:
