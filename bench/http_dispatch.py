@@ -81,8 +81,19 @@ class DrainReport:
         return self.tasks / self.seconds
 
 
+def _headers(n: int) -> dict[str, str]:
+    return {"X-Worker-Token": WORKER_TOKEN, "X-Worker-ID": f"bench-{n:03d}"}
+
+
+async def _start_worker(session: aiohttp.ClientSession, n: int) -> None:
+    """A worker's first call, before the clock starts: the gateway registers its id (once per
+    worker, as a running fleet has long done). The old design had no such route."""
+    async with session.post("/internal/heartbeat", json={}, headers=_headers(n)) as response:
+        await response.read()
+
+
 async def _work_loop(session: aiohttp.ClientSession, drain: Drain, shape: Shape, n: int) -> None:
-    headers = {"X-Worker-Token": WORKER_TOKEN, "X-Worker-ID": f"bench-{n:03d}"}
+    headers = _headers(n)
     params = {"platforms": "demo", "capacity": str(shape.capacity), "wait": str(LONG_POLL_S)}
     while not drain.finished.is_set():
         started = time.perf_counter()
@@ -122,6 +133,7 @@ async def drive(url: str, server: psutil.Process, shape: Shape, total: int) -> D
     me = psutil.Process()
     connector = aiohttp.TCPConnector(limit=shape.workers * 2)
     async with aiohttp.ClientSession(base_url=url, connector=connector) as session:
+        await asyncio.gather(*(_start_worker(session, n) for n in range(shape.workers)))
         server_cpu, driver_cpu = cpu_seconds([server]), _own_cpu_seconds(me)
         started = time.perf_counter()
         workers = [

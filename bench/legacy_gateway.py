@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from typing import Annotated, Any
 
 import redis.asyncio as redis
@@ -39,6 +40,17 @@ def create_app() -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.post("/internal/heartbeat")
+    async def post_heartbeat(
+        x_worker_token: Annotated[str | None, Header()] = None,
+        x_worker_id: Annotated[str, Header()] = "unknown",
+    ) -> dict[str, Any]:
+        check_token(x_worker_token)
+        key = f"worker:{x_worker_id}:status"
+        await client.hset(key, mapping={"last_seen": time.time(), "active_tasks": 0})
+        await client.expire(key, 300)
+        return {"acknowledged": True, "commands": None}
 
     @app.get("/internal/work")
     async def get_work(

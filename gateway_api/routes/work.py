@@ -11,13 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from db.models import Platform, ScrapeTask
+from db.models import Platform, ScrapeTask, Worker
 from db.session import session_scope
 from gateway_api.auth import WorkerDep
 from gateway_api.client_disconnect import watch_disconnect
 from gateway_api.schemas import Text
 from services.dispatch.envelopes import TASK_TYPE
-from services.dispatch.fleet import is_worker_paused
 from services.dispatch.long_poll import wait_for_work
 from services.dispatch.work_requests import parse_capacity
 from services.dispatch.work_waiters import WorkWaiters
@@ -90,14 +89,17 @@ def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
     None named means every enabled platform. A name not in the table is a 422; a disabled one
     is skipped, so one disabled platform does not stop a worker's work on the others.
     """
-    with session_scope() as session:
-        rows = session.execute(select(Platform.name, Platform.is_enabled).order_by(Platform.name))
-        enabled_by_name = {name: is_enabled for name, is_enabled in rows}
-        is_paused = is_worker_paused(session, worker_id)
+    is_paused_now = select(Worker.is_paused).where(Worker.worker_id == worker_id)
+    with session_scope() as session:  # one round trip: this runs on every poll
+        rows = session.execute(
+            select(Platform.name, Platform.is_enabled, is_paused_now.scalar_subquery())
+        ).all()
+    enabled_by_name = {name: is_enabled for name, is_enabled, _ in rows}
+    is_paused = bool(rows and rows[0][2])
     unknown = [name for name in requested if name not in enabled_by_name]
     if unknown:
         raise InvalidInput(f"unknown platform(s): {', '.join(unknown)}")
-    names = requested or list(enabled_by_name)
+    names = requested or sorted(enabled_by_name)
     return [name for name in names if enabled_by_name[name]], is_paused
 
 
@@ -128,27 +130,39 @@ async def get_work(
 ) -> WorkOut:
     """Lease up to ``capacity`` tasks in strict priority order; ``wait`` long-polls."""
     settings, wanted = get_settings(), parse_capacity(capacity)
-    names, is_paused = await run_in_threadpool(
-        _prepare, worker.worker_id, _split_platforms(platforms)
-    )
-    if is_paused or not names:
-        return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
-
-    async def lease() -> list[ScrapeTask]:
-        return await run_in_threadpool(
-            lease_from_broker,
-            platforms=names,
-            capacity=wanted,
-            worker_id=worker.worker_id,
-            lease_timeout_s=settings.lease_timeout_s,
+    requested = _split_platforms(platforms)
+    if wait <= 0:  # the whole poll in one trip to the threadpool
+        leased = await run_in_threadpool(
+            _lease_now, worker.worker_id, requested, wanted, settings.lease_timeout_s
         )
-
-    if wait <= 0:
-        leased = await lease()
     else:
+        names, is_paused = await run_in_threadpool(_prepare, worker.worker_id, requested)
+        if is_paused or not names:
+            return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
+
+        async def lease() -> list[ScrapeTask]:
+            return await run_in_threadpool(
+                lease_from_broker,
+                platforms=names,
+                capacity=wanted,
+                worker_id=worker.worker_id,
+                lease_timeout_s=settings.lease_timeout_s,
+            )
+
         async with watch_disconnect(request.receive) as client_gone:
             leased = await wait_for_work(
                 waiters, names, capacity=wanted, wait_s=wait, lease=lease, client_gone=client_gone
             )
     retry_after = 0 if leased else settings.work_retry_after_s
     return WorkOut(tasks=[work_task(task) for task in leased], retry_after=retry_after)
+
+
+def _lease_now(
+    worker_id: str, requested: list[str], capacity: int, lease_timeout_s: float
+) -> list[ScrapeTask]:
+    names, is_paused = _prepare(worker_id, requested)
+    if is_paused or not names:
+        return []
+    return lease_from_broker(
+        platforms=names, capacity=capacity, worker_id=worker_id, lease_timeout_s=lease_timeout_s
+    )

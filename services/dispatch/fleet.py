@@ -88,11 +88,6 @@ def queue_command(session: Session, worker_id: str, command: str) -> WorkerComma
     return row
 
 
-def is_worker_paused(session: Session, worker_id: str) -> bool:
-    paused = session.scalar(select(Worker.is_paused).where(Worker.worker_id == worker_id))
-    return bool(paused)
-
-
 def list_workers(
     session: Session, *, now: datetime, stale_s: float, is_alive: bool | None = None
 ) -> list[WorkerView]:
