@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import secrets
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import psutil
 
-from bench.environment import REPO_ROOT, bench_servers
-from localstack.servers import find_free_port
+from bench.api_process import WORKER_TOKEN, api_process, cpu_seconds
+from bench.environment import bench_servers
 
 POLLERS = 1_000
 IDLE_S = 20.0
@@ -37,8 +31,6 @@ SETTLE_MAX_S = 60.0
 WAIT_S = 30
 CAPACITY = 10
 POLLERS_PER_CLIENT = 25
-WORKER_TOKEN = secrets.token_urlsafe(24)
-ADMIN_TOKEN = secrets.token_urlsafe(24)
 
 
 @dataclass
@@ -47,50 +39,6 @@ class Fleet:
     errors: int = 0
     pending: dict[str, asyncio.Future[float]] = field(default_factory=dict)
     is_stopping: bool = False
-
-
-@contextmanager
-def api_process() -> Iterator[tuple[str, psutil.Process]]:
-    port = find_free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_LOG_LEVEL": "WARNING",
-        "GATEWAY_WORKER_TOKENS": WORKER_TOKEN,
-        "GATEWAY_ADMIN_TOKENS": ADMIN_TOKEN,
-    }
-    log_path = Path(tempfile.mkdtemp(prefix="taxlien-bench-api-")) / "api.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway_api"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(url, process)
-            yield url, psutil.Process(process.pid)
-        finally:
-            # uvicorn lets requests in progress finish: a long poll may hold it up to WAIT_S.
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the API process exited at start")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the API process did not come up within 60 s")
 
 
 async def poll_forever(client: httpx.AsyncClient, fleet: Fleet, worker: int) -> None:
@@ -123,9 +71,9 @@ async def settle(process: psutil.Process) -> None:
     spends under a fifth of a core for two seconds in a row, or SETTLE_MAX_S."""
     quiet_since, deadline = None, time.monotonic() + SETTLE_MAX_S
     while time.monotonic() < deadline:
-        before = cpu_seconds(process)
+        before = cpu_seconds([process])
         await asyncio.sleep(1)
-        if cpu_seconds(process) - before < 0.2:
+        if cpu_seconds([process]) - before < 0.2:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= 1:
                 return
@@ -134,20 +82,20 @@ async def settle(process: psutil.Process) -> None:
     _line(f"(the API was still busy after {SETTLE_MAX_S:.0f} s of settling)")
 
 
-def cpu_seconds(process: psutil.Process) -> float:
+def _own_cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
 
 
 async def measure_idle(process: psutil.Process, fleet: Fleet, idle_s: float) -> None:
     me = psutil.Process()
-    cpu_before, requests_before = cpu_seconds(process), fleet.requests
-    my_cpu_before = cpu_seconds(me)
+    cpu_before, requests_before = cpu_seconds([process]), fleet.requests
+    my_cpu_before = _own_cpu(me)
     started = time.perf_counter()
     await asyncio.sleep(idle_s)
     wall = time.perf_counter() - started
-    cpu = cpu_seconds(process) - cpu_before
-    my_cpu = cpu_seconds(me) - my_cpu_before
+    cpu = cpu_seconds([process]) - cpu_before
+    my_cpu = _own_cpu(me) - my_cpu_before
     rate = (fleet.requests - requests_before) / wall
     _line(f"idle: API CPU {cpu / wall:.3f} s per wall s ({cpu:.2f} s in {wall:.1f} s)")
     _line(f"idle: {rate:.1f} requests/s reached the API; errors so far {fleet.errors}")

@@ -132,7 +132,11 @@ _COMPLETE_ONE_HELD = (
             _tasks.c.lease_token == bindparam("held_token", type_=Integer),
         ),
     )
-    .values(status=TaskStatus.SUCCEEDED.value, finished_at=bindparam("finished_at_now"), lease_expires_at=None)
+    .values(
+        status=TaskStatus.SUCCEEDED.value,
+        finished_at=bindparam("finished_at_now"),
+        lease_expires_at=None,
+    )
     .returning(_tasks.c.id)
 )
 
