@@ -77,6 +77,9 @@ class GatewaySettings(BaseSettings):
     # --- servers -------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
+    # API processes behind the one port (uvicorn workers); more than one needs a shared
+    # metrics folder, made for the run when PROMETHEUS_MULTIPROC_DIR is not set.
+    api_workers: int = Field(default=1, ge=1, le=64)
     # Proxies whose X-Forwarded-For names the client (anonymous rate limits count by client IP):
     # a comma list of addresses or networks. Never "*": every client could name itself.
     trusted_proxies: str = "127.0.0.1"
