@@ -94,6 +94,10 @@ class GatewaySettings(BaseSettings):
     admin_tokens: CommaList = Field(default_factory=list)
     # Set only by the local stack (make run): allows its well-known and short tokens.
     local_stack: bool = False
+    # The CLI's API mode, for operators without database credentials: commands call the
+    # admin API at this address with this token instead of opening the database.
+    api_url: str | None = None
+    admin_token: str | None = None
 
     # --- storage -------------------------------------------------------------------------
     raw_storage_path: Path = Path(".local/raw")

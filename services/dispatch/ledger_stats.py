@@ -42,15 +42,31 @@ def ledger_balance(session: Session) -> dict[str, int]:
     }
 
 
-def oldest_queued_at(session: Session) -> dict[tuple[str, int], datetime]:
-    """When the longest-waiting queued task of each (platform, priority) entered its queue."""
+@dataclass(frozen=True)
+class QueueDepth:
+    platform: str
+    priority: int
+    queued: int
+    oldest_queued_at: datetime  # when its longest-waiting task entered the queue
+
+
+def read_queue_depths(session: Session, *, platform: str | None = None) -> list[QueueDepth]:
+    """Queued tasks per (platform, priority) that has any, from the ledger."""
     queued_since = func.min(func.coalesce(ScrapeTask.published_at, ScrapeTask.created_at))
-    rows = session.execute(
-        select(ScrapeTask.platform, ScrapeTask.priority, queued_since)
+    query = (
+        select(ScrapeTask.platform, ScrapeTask.priority, func.count(), queued_since)
         .where(ScrapeTask.status == TaskStatus.QUEUED.value)
         .group_by(ScrapeTask.platform, ScrapeTask.priority)
+        .order_by(ScrapeTask.platform, ScrapeTask.priority)
     )
-    return {(platform, int(priority)): since for platform, priority, since in rows}
+    if platform is not None:
+        query = query.where(ScrapeTask.platform == platform)
+    return [QueueDepth(p, int(prio), int(n), since) for p, prio, n, since in session.execute(query)]
+
+
+def oldest_queued_at(session: Session) -> dict[tuple[str, int], datetime]:
+    """When the longest-waiting queued task of each (platform, priority) entered its queue."""
+    return {(d.platform, d.priority): d.oldest_queued_at for d in read_queue_depths(session)}
 
 
 def read_dispatch_figures(session: Session, *, now: datetime, stale_s: float) -> DispatchFigures:
