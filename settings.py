@@ -140,7 +140,8 @@ class GatewaySettings(BaseSettings):
     flower_user: str = "operator"
     flower_password: str = "operator"
     log_level: str = "INFO"
-    log_json: bool = True
+    # Unset: human-readable lines when stderr is a terminal, JSON lines otherwise.
+    log_json: bool | None = None
 
     # --- request bodies: capped before they are read (results and raw files below) --------
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
