@@ -19,6 +19,7 @@ from db.session import session_scope
 from gateway_api.ledger_metrics import ledger_metric_families
 from gateway_api.metrics import register_live_collector
 from gateway_api.outcome_metrics import install_outcome_metrics
+from gateway_api.service_metrics import install_service_metrics
 from gateway_api.timed_cache import TimedCache
 from services.dispatch.failures import FailureReason
 from services.dispatch.ledger_stats import DispatchFigures, read_dispatch_figures
@@ -113,9 +114,10 @@ _collector: DispatchCollector | None = None
 
 def install_dispatch_metrics() -> DispatchCollector:
     """Register the collectors once per process (create_app may run more than once): the
-    ledger's figures and the task outcome totals."""
+    ledger's figures, the task outcome totals, readiness and the service queues."""
     global _collector
     install_outcome_metrics()
+    install_service_metrics()
     if _collector is None:
         _collector = DispatchCollector()
         register_live_collector(_collector)

@@ -183,3 +183,35 @@ def test_a_refused_result_item_is_counted_as_rejected(
     assert value(after, "gateway_ingest_rows_total", {"outcome": "rejected"}) > value(
         before, "gateway_ingest_rows_total", {"outcome": "rejected"}
     )
+
+
+def test_public_calls_by_tier_readiness_and_the_ingest_backlog_are_reported(
+    api_client: TestClient, worker_headers: dict[str, str]
+) -> None:
+    def metrics() -> str:
+        return str(api_client.get("/metrics").text)
+
+    assert value(metrics(), "gateway_broker_queue_messages", {"queue": "ingest"}) == 0
+    assert api_client.get("/v1/search", params={"state": "FL"}).status_code == 200
+    result = {
+        "task_id": None, "parcel_id": "FM-BACKLOG", "platform": "demo", "state": "FL",
+        "county": "dixie", "data": {"owner": "DOE JANE"},
+        "scraped_at": "2026-11-01T12:00:00+00:00",
+    }  # fmt: skip
+    accepted = api_client.post(
+        "/internal/results",
+        json=[result],
+        headers={**worker_headers, "Prefer": "respond-async"},
+    )
+    assert accepted.status_code == 202, accepted.text
+    after = metrics()
+
+    assert value(after, "gateway_public_requests_total", {"tier": "anonymous"}) >= 1
+    assert value(after, "gateway_broker_queue_messages", {"queue": "ingest"}) == 1
+    checks = [
+        sample
+        for family in text_string_to_metric_families(after)
+        for sample in family.samples
+        if sample.name == "gateway_readiness_check"
+    ]
+    assert len(checks) == 3 and all(sample.value == 1 for sample in checks), checks
