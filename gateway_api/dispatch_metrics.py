@@ -40,6 +40,14 @@ def _read_figures() -> DispatchFigures:
 dispatch_figures = TimedCache(_read_figures, max_age_s=lambda: get_settings().metrics_cache_s)
 
 
+def enabled_platforms() -> list[str]:
+    """From the cached ledger figures; none while the database cannot be read."""
+    try:
+        return dispatch_figures.get().enabled_platforms
+    except SQLAlchemyError:
+        return []
+
+
 class DispatchCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -116,7 +124,7 @@ def install_dispatch_metrics() -> DispatchCollector:
     """Register the collectors once per process (create_app may run more than once): the
     ledger's figures, the task outcome totals, readiness and the service queues."""
     global _collector
-    install_outcome_metrics()
+    install_outcome_metrics(enabled_platforms)
     install_service_metrics()
     if _collector is None:
         _collector = DispatchCollector()

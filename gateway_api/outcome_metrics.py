@@ -8,7 +8,7 @@ with ``max``, never ``sum``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -20,15 +20,22 @@ from services.dispatch.outcome_metrics import (
     ENQUEUED_KEY,
     FENCED_OFF_KEY,
     FINISHED_KEY,
+    LEASE_LOSS_REASONS,
     LEASES_EXPIRED_KEY,
     RUN_BUCKETS_S,
     RUN_KEY,
     WAIT_BUCKETS_S,
     WAIT_KEY,
+    FencedAction,
     TaskOutcome,
 )
 from services.metrics_redis import decode_text, metrics_redis
-from services.redis_histograms import LABEL_SEPARATOR, HistogramFigures, read_histograms
+from services.redis_histograms import (
+    LABEL_SEPARATOR,
+    HistogramFigures,
+    read_histograms,
+    zero_histogram,
+)
 
 logger = logging.getLogger(__name__)
 _COUNTER_KEYS = (FINISHED_KEY, ENQUEUED_KEY, LEASES_EXPIRED_KEY, FENCED_OFF_KEY)
@@ -58,47 +65,62 @@ def read_outcome_figures(client: redis.Redis) -> OutcomeFigures:
     return figures
 
 
-def outcome_metric_families(figures: OutcomeFigures) -> Iterator[Metric]:
-    finished = figures.counters.get(FINISHED_KEY, {})
-    platforms = sorted({platform for platform, *_ in finished} | set(figures.waits))
-    # Every outcome of a platform seen, so a rate of dead tasks starts from 0, not "no data".
-    finished = {(p, o.value): 0.0 for p in platforms for o in TaskOutcome} | finished
+def outcome_metric_families(
+    figures: OutcomeFigures, platforms: Sequence[str] = ()
+) -> Iterator[Metric]:
+    """``platforms`` (the enabled ones) get a 0 for every series they can have: a counter
+    that first appears at 1 loses that 1 from every rate, and a rate with no series is "no
+    data" rather than 0."""
+    counters = figures.counters
     yield _counter(
         "gateway_tasks_finished",
         "Task attempts finished, HTTP and Celery alike, by outcome "
         "(succeeded, retried, dead, cancelled); global: aggregate with max",
         ["platform", "outcome"],
-        finished,
+        _zero_filled(counters.get(FINISHED_KEY, {}), platforms, [o.value for o in TaskOutcome]),
     )
     yield _counter(
         "gateway_tasks_enqueued",
         "Tasks written to the ledger by enqueue; global: aggregate with max",
         ["platform"],
-        figures.counters.get(ENQUEUED_KEY, {}),
+        _zero_filled(counters.get(ENQUEUED_KEY, {}), platforms),
     )
     yield _counter(
         "gateway_leases_expired",
         "Leases and Celery runs taken back from a silent holder, by reason; global",
         ["platform", "reason"],
-        figures.counters.get(LEASES_EXPIRED_KEY, {}),
+        _zero_filled(counters.get(LEASES_EXPIRED_KEY, {}), platforms, LEASE_LOSS_REASONS),
     )
     yield _counter(
         "gateway_fenced_off",
         "Complete, fail or extend calls refused: the caller no longer holds the lease; global",
         ["platform", "action"],
-        figures.counters.get(FENCED_OFF_KEY, {}),
+        _zero_filled(counters.get(FENCED_OFF_KEY, {}), platforms, [a.value for a in FencedAction]),
     )
     yield _histogram(
         "gateway_task_wait_seconds",
         "Seconds from a task's publish to its queue until a worker started it, by platform; "
         "observed when the attempt ends",
-        figures.waits,
+        {p: zero_histogram(WAIT_BUCKETS_S) for p in platforms} | figures.waits,
     )
     yield _histogram(
         "gateway_task_run_seconds",
         "Seconds from a worker's start of a task attempt to its end, by platform",
-        figures.runs,
+        {p: zero_histogram(RUN_BUCKETS_S) for p in platforms} | figures.runs,
     )
+
+
+def _zero_filled(
+    values: dict[tuple[str, ...], float],
+    platforms: Sequence[str],
+    second_labels: Sequence[str] | None = None,
+) -> dict[tuple[str, ...], float]:
+    zeros: dict[tuple[str, ...], float]
+    if second_labels is None:
+        zeros = {(platform,): 0.0 for platform in platforms}
+    else:
+        zeros = {(platform, label): 0.0 for platform in platforms for label in second_labels}
+    return zeros | values
 
 
 def _counter(
@@ -121,8 +143,12 @@ def _histogram(
 
 
 class OutcomeCollector(Collector):
-    def __init__(self, client_factory: Callable[[], redis.Redis]) -> None:
-        self._client_factory = client_factory
+    def __init__(
+        self,
+        client_factory: Callable[[], redis.Redis],
+        platforms: Callable[[], Sequence[str]] = tuple,
+    ) -> None:
+        self._client_factory, self._platforms = client_factory, platforms
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -130,7 +156,7 @@ class OutcomeCollector(Collector):
         except redis.RedisError as exc:
             logger.warning("task outcome metrics unavailable: %s", exc)
             return
-        yield from outcome_metric_families(figures)
+        yield from outcome_metric_families(figures, self._platforms())
 
     def describe(self) -> Iterator[Metric]:
         # Names only, so registering the collector does not read Redis.
@@ -140,10 +166,11 @@ class OutcomeCollector(Collector):
 _collector: OutcomeCollector | None = None
 
 
-def install_outcome_metrics() -> OutcomeCollector:
-    """Register the collector once per process (create_app may run more than once)."""
+def install_outcome_metrics(platforms: Callable[[], Sequence[str]]) -> OutcomeCollector:
+    """Register the collector once per process (create_app may run more than once);
+    ``platforms`` names the enabled platforms, whose series start at 0."""
     global _collector
     if _collector is None:
-        _collector = OutcomeCollector(metrics_redis)
+        _collector = OutcomeCollector(metrics_redis, platforms)
         register_live_collector(_collector)
     return _collector

@@ -53,6 +53,12 @@ def read_histograms(
     return {label: _cumulate(parts, buckets) for label, parts in per_label.items()}
 
 
+def zero_histogram(buckets: Sequence[float]) -> HistogramFigures:
+    """Every bucket at 0: a series present before its first observation, so that a rate
+    counts that observation."""
+    return _cumulate({}, buckets)
+
+
 def _cumulate(parts: Mapping[str, float], buckets: Iterable[float]) -> HistogramFigures:
     figures = HistogramFigures(total=parts.get("sum", 0.0), count=parts.get("count", 0.0))
     running = 0.0

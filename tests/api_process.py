@@ -10,18 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from localstack.servers import find_free_port
 from tests.celery_workers import REPO_ROOT
 from tests.waiting import wait_for
 
 
-@pytest.fixture(scope="session")
-def running_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Starts the API once per run; yields its address."""
+def serve_api_process(work_dir: Path) -> Iterator[str]:
+    """Starts the API; yields its address until the generator is closed."""
     port = find_free_port()
-    log_path: Path = tmp_path_factory.mktemp("api") / "api.log"
+    log_path = work_dir / "api.log"
     env = {**os.environ, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,3 +94,70 @@ def test_prometheus_loads_the_rules_file_that_compose_mounts() -> None:
 
     (rule_file,) = config["rule_files"]
     assert f"./ops/prometheus/alerts.yml:{rule_file}:ro" in mounts
+
+
+AGING_QUEUE_ALERT = {
+    "exp_labels": {"severity": "warning", "platform": "qpublic", "priority": "3"},
+    "exp_annotations": {
+        "summary": "qpublic p3: oldest queued task waited 1h 20m 0s",
+        "description": "Check `gatewayctl queues depth` and whether any worker (Celery or "
+        "HTTP) takes this platform.",
+    },
+}
+INGEST_STALLED_ALERT = {
+    "exp_labels": {"severity": "critical"},
+    "exp_annotations": {
+        "summary": "25 result messages queued for ingest, none written in 10 minutes",
+        "description": "Is the service worker (ingest queue) running, and is PostgreSQL reachable?",
+    },
+}
+NOT_READY_ALERT = {
+    "exp_labels": {"severity": "critical", "check": "database"},
+    "exp_annotations": {
+        "summary": "The API cannot reach its database",
+        "description": "/health/ready answers 503 while this lasts; load balancers take the "
+        "API out.",
+    },
+}
+
+
+def expected_alert(at: str, name: str, alert: dict[str, Any]) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": name, "exp_alerts": [alert]}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_the_alerts_fire_on_an_aging_queue_a_stalled_ingest_and_a_failing_readiness(
+    tmp_path: Path,
+) -> None:
+    # Two API processes report the same global figures: max keeps one alert per queue.
+    aging = 'gateway_oldest_queued_age_seconds{{instance="{}", platform="qpublic", priority="3"}}'
+    ingest = 'gateway_broker_queue_messages{{instance="{}", queue="ingest"}}'
+    rows = 'gateway_ingest_rows_total{{instance="{}", outcome="inserted"}}'
+    series = [
+        *({"series": aging.format(i), "values": "3000+60x60"} for i in ("a", "b")),
+        *({"series": ingest.format(i), "values": "25x60"} for i in ("a", "b")),
+        *({"series": rows.format(i), "values": "100x60"} for i in ("a", "b")),
+        {"series": 'gateway_readiness_check{instance="a", check="database"}', "values": "1 0x30"},
+    ]
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    expected_alert("30m", "GatewayQueuedTaskTooOld", AGING_QUEUE_ALERT),
+                    expected_alert("30m", "GatewayIngestStalled", INGEST_STALLED_ALERT),
+                    expected_alert("10m", "GatewayNotReady", NOT_READY_ALERT),
+                    {"eval_time": "30m", "alertname": "GatewayDeadLettersRising", "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "alerts_test.yml"
+    test_file.write_text(yaml.safe_dump(tests))
+    checked = subprocess.run(
+        ["promtool", "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -20,7 +20,6 @@ from cli.main import main
 from db.models import RejectReason
 from services.ingest.rejects import RejectedItem, record_rejects
 from settings import get_settings
-from tests.api_process import running_api
 from tests.conftest import ADMIN_TOKEN
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     clean_dispatch_queues,
@@ -35,7 +34,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.
 def cli_mode(request: pytest.FixtureRequest) -> Iterator[str]:
     """``api``: the CLI calls a real API process, as an operator without database access."""
     if request.param == "api":
-        address = request.getfixturevalue(running_api.__name__)
+        address = request.getfixturevalue("running_api")
         os.environ.update({"GATEWAY_API_URL": address, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN})
     get_settings.cache_clear()
     try:

@@ -215,3 +215,22 @@ def test_public_calls_by_tier_readiness_and_the_ingest_backlog_are_reported(
         if sample.name == "gateway_readiness_check"
     ]
     assert len(checks) == 3 and all(sample.value == 1 for sample in checks), checks
+
+
+def test_every_enabled_platform_has_its_outcome_series_at_zero_before_any_work(
+    api_client: TestClient,
+) -> None:
+    families = {
+        (sample.name, tuple(sorted(sample.labels.items())))
+        for family in text_string_to_metric_families(str(api_client.get("/metrics").text))
+        for sample in family.samples
+    }
+
+    # A counter that appeared at 1 would lose that first task from every rate.
+    for outcome in ("succeeded", "retried", "dead", "cancelled"):
+        labels = (("outcome", outcome), ("platform", "qpublic"))
+        assert ("gateway_tasks_finished_total", labels) in families, outcome
+    assert ("gateway_task_wait_seconds_count", (("platform", "qpublic"),)) in families
+    assert ("gateway_leases_expired_total", (("platform", "demo"), ("reason", "worker_stale"))) in (
+        families
+    )

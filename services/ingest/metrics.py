@@ -17,7 +17,12 @@ from prometheus_client.registry import Collector
 
 from db.models.ingest_rejects import RejectReason
 from services.metrics_redis import decode_text
-from services.redis_histograms import HistogramFigures, add_observation, read_histograms
+from services.redis_histograms import (
+    HistogramFigures,
+    add_observation,
+    read_histograms,
+    zero_histogram,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,10 +156,10 @@ def ingest_metric_families(counts: IngestCounts) -> Iterator[Metric]:
         "Result items in the chunks written; divided by chunks, the mean chunk size",
         value=counts.chunk_items,
     )
-    sizes = counts.chunk_sizes or HistogramFigures()
+    sizes = counts.chunk_sizes or zero_histogram(CHUNK_SIZE_BUCKETS)
     yield HistogramMetricFamily(
         "gateway_ingest_chunk_size",
         "Result items per chunk the ingest workers wrote",
-        buckets=sizes.cumulative or [("+Inf", 0.0)],
+        buckets=sizes.cumulative,
         sum_value=sizes.total,
     )
