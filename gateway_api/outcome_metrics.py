@@ -105,7 +105,8 @@ def outcome_metric_families(
     )
     yield _histogram(
         "gateway_task_run_seconds",
-        "Seconds from a worker's start of a task attempt to its end, by platform",
+        "Seconds from a worker's start of a task attempt to its end, by platform (a Celery "
+        "scrape ends when its result is ingested)",
         {p: zero_histogram(RUN_BUCKETS_S) for p in platforms} | figures.runs,
     )
 
