@@ -72,7 +72,8 @@ def _measure_noop(log_dir: Path) -> float:
 
 def _measure_ledger_path(log_dir: Path) -> tuple[float, float]:
     from services.dispatch.enqueue import EnqueueRequest
-    from services.ingest.metrics import metrics_redis, read_ingest_counts
+    from services.ingest.metrics import read_ingest_counts
+    from services.metrics_redis import metrics_redis
     from tasks.app import app
     from tasks.dispatch_broker import enqueue_and_publish
     from tasks.queues import INGEST_QUEUE, scrape_queue_name

@@ -39,6 +39,9 @@ RATE_LIMIT_HITS = Counter(
     "tier: feature not in the tier)",
     ["tier", "limit"],
 )
+PUBLIC_REQUESTS = Counter(
+    "gateway_public_requests_total", "Public API calls by the caller's tier", ["tier"]
+)
 _STATE_KEY = "public_rate_limit"
 
 
@@ -68,6 +71,7 @@ def get_quota_counter() -> QuotaCounter:
 
 
 def _take_token(request: Request, identity: str, tier: Tier) -> None:
+    PUBLIC_REQUESTS.labels(tier.name).inc()
     try:
         decision = get_rate_limiter().take(identity, tier)
     except redis.RedisError as exc:

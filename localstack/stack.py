@@ -55,6 +55,8 @@ class LocalStack:
         self.env.setdefault("GATEWAY_WORKER_TOKENS", LOCAL_WORKER_TOKEN)
         self.env.setdefault("GATEWAY_ADMIN_TOKENS", LOCAL_ADMIN_TOKEN)
         self.env["GATEWAY_LOCAL_STACK"] = "true"  # allows the well-known tokens above
+        # Children write to a pipe this process relays: they log as its own output would.
+        self.env.setdefault("GATEWAY_LOG_JSON", "false" if sys.stdout.isatty() else "true")
         self.write_env_file()
 
     @property

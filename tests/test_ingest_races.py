@@ -105,7 +105,7 @@ def test_a_python_error_is_the_items_fault() -> None:
 
 
 def test_the_ingest_metrics_redis_client_gives_up_after_two_seconds() -> None:
-    from services.ingest.metrics import metrics_redis
+    from services.metrics_redis import metrics_redis
 
     options = metrics_redis().connection_pool.connection_kwargs
     assert (options["socket_connect_timeout"], options["socket_timeout"]) == (2.0, 2.0)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
@@ -52,11 +53,16 @@ def list_fleet(
     _: AdminDep, session: SessionDep, state: Literal["alive", "stale"] | None = None
 ) -> WorkerList:
     """Workers known by their heartbeats, alive or stale, with their load and leases."""
+    return build_worker_list(
+        session, now=datetime.now(UTC), stale_s=get_settings().heartbeat_stale_s, state=state
+    )
+
+
+def build_worker_list(
+    session: Session, *, now: datetime, stale_s: float, state: str | None
+) -> WorkerList:
     views = list_workers(
-        session,
-        now=datetime.now(UTC),
-        stale_s=get_settings().heartbeat_stale_s,
-        is_alive=None if state is None else state == "alive",
+        session, now=now, stale_s=stale_s, is_alive=None if state is None else state == "alive"
     )
     return WorkerList(
         workers=[

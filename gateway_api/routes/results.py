@@ -18,11 +18,7 @@ from gateway_api.metrics import register_live_collector
 from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
-from services.ingest.metrics import (
-    IngestMetricsCollector,
-    metrics_redis,
-    record_ingest_counts_safely,
-)
+from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts_safely
 from services.ingest.result_answers import (
     RESPOND_ASYNC,
     RefusedItem,
@@ -30,6 +26,7 @@ from services.ingest.result_answers import (
     prefers_respond_async,
     summarise_ingest,
 )
+from services.metrics_redis import metrics_redis
 from settings import get_settings
 from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ACTIVE_STATUSES, Platform, ScrapeTask
 from services.dispatch.envelopes import ScrapeMessage, scrape_message
+from services.dispatch.outcome_metrics import note_tasks_enqueued
 from services.errors import InvalidInput
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
 from settings import get_settings
@@ -78,6 +79,7 @@ def enqueue_tasks(
             continue
         rows[-1]["_index"] = index
     inserted = _insert_rows(session, rows)
+    note_tasks_enqueued(session, (task.platform for task in inserted.values()))
     report = EnqueueReport()
     skipped = [row for row in rows if row["id"] not in inserted]
     existing = _active_ids(session, skipped)

@@ -19,6 +19,12 @@ from sqlalchemy.orm import Session
 
 from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
 from services.dispatch.failures import FailureOutcome, record_failed_attempt
+from services.dispatch.outcome_metrics import (
+    FencedAction,
+    TaskOutcome,
+    note_attempt_finished,
+    record_fenced_off,
+)
 from services.errors import Conflict, NotFound, ServiceError
 
 
@@ -73,12 +79,16 @@ def _locked_task(session: Session, task_id: uuid.UUID) -> ScrapeTask:
     return task
 
 
-def _check_holder(task: ScrapeTask, worker_id: str, lease_token: int | None) -> None:
+def _check_holder(
+    task: ScrapeTask, worker_id: str, lease_token: int | None, *, action: FencedAction
+) -> None:
     # Never name the holder: a worker id is half of an identity, and the answer goes to
     # whoever asked.
     if task.leased_by != worker_id:
+        record_fenced_off(task.platform, action)
         raise Conflict(f"task {task.id} is not leased to worker {worker_id}")
     if lease_token is not None and task.lease_token != lease_token:
+        record_fenced_off(task.platform, action)
         raise Conflict(f"lease token {lease_token} of task {task.id} is stale")
 
 
@@ -158,10 +168,11 @@ def complete_lease(
     if session.connection().execute(_COMPLETE_ONE_HELD, held).first() is not None:
         return CompletionOutcome(task_id, False)
     task = _locked_task(session, task_id)
-    _check_holder(task, worker_id, lease_token)
+    _check_holder(task, worker_id, lease_token, action=FencedAction.COMPLETE)
     if task.status == TaskStatus.SUCCEEDED.value:
         return CompletionOutcome(task.id, True)
     _require_leased(task)
+    note_attempt_finished(session, task, TaskOutcome.SUCCEEDED, now=now)
     task.status = TaskStatus.SUCCEEDED.value
     task.finished_at = now
     task.lease_expires_at = None
@@ -214,7 +225,7 @@ def fail_lease(
     now: datetime,
 ) -> FailureOutcome:
     task = _locked_task(session, task_id)
-    _check_holder(task, worker_id, lease_token)
+    _check_holder(task, worker_id, lease_token, action=FencedAction.FAIL)
     _require_leased(task)
     return record_failed_attempt(
         session, task, reason=reason, message=message, retry_suggested=retry_suggested, now=now
@@ -232,7 +243,7 @@ def extend_lease(
 ) -> datetime:
     """The lease now ends ``extend_s`` from now; returns the new expiry."""
     task = _locked_task(session, task_id)
-    _check_holder(task, worker_id, lease_token)
+    _check_holder(task, worker_id, lease_token, action=FencedAction.EXTEND)
     _require_leased(task)
     task.lease_expires_at = now + timedelta(seconds=extend_s)
     session.flush()
