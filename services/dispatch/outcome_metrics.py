@@ -81,10 +81,28 @@ def attempt_of(
     """
     if task.started_at is None or task.status not in _HELD:
         return FinishedAttempt(task.platform, outcome, reason=reason)
-    queued_at = task.published_at or task.created_at
-    wait_s = (task.started_at - queued_at).total_seconds() if queued_at else None
-    run_s = (now - task.started_at).total_seconds()
-    return FinishedAttempt(task.platform, outcome, wait_s, run_s, reason)
+    return held_attempt(
+        task.platform,
+        outcome,
+        started_at=task.started_at,
+        queued_at=task.published_at or task.created_at,
+        now=now,
+        reason=reason,
+    )
+
+
+def held_attempt(
+    platform: str,
+    outcome: TaskOutcome,
+    *,
+    started_at: datetime,
+    queued_at: datetime | None,
+    now: datetime,
+    reason: str | None = None,
+) -> FinishedAttempt:
+    """The figures of a held attempt (leased or running) that ends now."""
+    wait_s = (started_at - queued_at).total_seconds() if queued_at else None
+    return FinishedAttempt(platform, outcome, wait_s, (now - started_at).total_seconds(), reason)
 
 
 def _pending(session: Session) -> PendingFigures:
