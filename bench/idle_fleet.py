@@ -27,7 +27,7 @@ import httpx
 import psutil
 
 from bench.environment import REPO_ROOT, bench_servers
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 
 POLLERS = 1_000
 IDLE_S = 20.0

@@ -70,10 +70,12 @@ def test_prometheus_scrapes_the_api_and_flower() -> None:
     assert targets == {"api:8081", "flower:5555"}
 
 
-def test_the_image_installs_the_pinned_requirements() -> None:
+def test_the_image_installs_the_locked_requirements_and_checks_its_health() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    assert "pip install -r requirements.txt" in dockerfile
+    assert "pip install --require-hashes -r requirements.txt" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
     assert "USER gateway" in dockerfile
+    assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
 
 
 @pytest.mark.skipif(

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from localstack.servers import EmbeddedPostgres
+from gateway_localstack.servers import EmbeddedPostgres
 from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.conftest import run_migrations
