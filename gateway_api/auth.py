@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
 
 from db.session import session_scope
+from gateway_api.api_docs import ADMIN_TOKEN, WORKER_TOKEN
 from services.dispatch.worker_credentials import worker_id_problem
 from services.dispatch.worker_identity import (
     Credential,
@@ -89,7 +90,7 @@ def _client_host(request: Request) -> str:
 
 def require_worker(
     request: Request,
-    x_worker_token: Annotated[str | None, Header()] = None,
+    x_worker_token: Annotated[str | None, Security(WORKER_TOKEN)],
     x_worker_id: Annotated[
         str | None,
         Header(description="This worker's name; without it, one derived from token and host"),
@@ -107,7 +108,7 @@ def require_worker(
     return bind_worker_id(worker_id, credential)
 
 
-def require_admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:
+def require_admin(x_admin_token: Annotated[str | None, Security(ADMIN_TOKEN)]) -> None:
     if not is_token_accepted(x_admin_token, get_settings().admin_tokens):
         raise Unauthorized("missing or invalid X-Admin-Token")
 

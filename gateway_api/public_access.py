@@ -17,11 +17,13 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import redis
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import ApiKey
+from gateway_api.api_docs import PUBLIC_API_KEY, PUBLIC_BEARER
 from gateway_api.deps import PublicSessionDep
 from gateway_api.schemas import Text
 from services.errors import Forbidden, NotFound, RateLimited, ServiceUnavailable, Unauthorized
@@ -103,12 +105,12 @@ def presented_api_key(x_api_key: str | None, authorization: str | None) -> str |
 def require_public_client(
     request: Request,
     session: PublicSessionDep,
-    x_api_key: Annotated[
-        Text | None, Header(max_length=256, description="Your API key; none = anonymous")
-    ] = None,
-    authorization: Annotated[
-        Text | None, Header(max_length=300, description="`Bearer <API key>`, as X-API-Key")
-    ] = None,
+    # The two ways to send the key, as security schemes of the OpenAPI (the Authorize button
+    # of /docs); the headers themselves are read and length-checked below.
+    _key_scheme: Annotated[str | None, Security(PUBLIC_API_KEY)],
+    _bearer_scheme: Annotated[HTTPAuthorizationCredentials | None, Security(PUBLIC_BEARER)],
+    x_api_key: Annotated[Text | None, Header(max_length=256, include_in_schema=False)] = None,
+    authorization: Annotated[Text | None, Header(max_length=300, include_in_schema=False)] = None,
 ) -> PublicClient:
     anonymous = client_identity(
         request.client.host if request.client else None,

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from gateway_api import worker_examples
+from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
 from gateway_api.optional_bodies import documented_body, read_json_object, validate_optional_body
@@ -17,11 +19,13 @@ from services.dispatch.failures import WORKER_REASONS, classify_worker_reason
 from services.dispatch.leases import complete_lease, complete_leases, extend_lease, fail_lease
 from settings import get_settings
 
-router = APIRouter(prefix="/internal/tasks", tags=["workers"])
+router = APIRouter(prefix="/internal/tasks", tags=["workers"], responses=WORKER_ERRORS)
 MAX_BATCH = 1000
 
 
 class LeaseRef(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.LEASE_REF]})
+
     lease_token: int | None = Field(
         default=None, ge=0, le=INT32_MAX, description="fencing token from /internal/work"
     )
@@ -38,6 +42,8 @@ class CompleteOut(BaseModel):
 
 
 class FailIn(LeaseRef):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.FAIL]})
+
     reason: Text | None = Field(
         default=None,
         max_length=10_000,
@@ -57,6 +63,8 @@ class FailOut(BaseModel):
 
 
 class ExtendIn(LeaseRef):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.EXTEND]})
+
     extend_s: int | None = Field(default=None, ge=1, le=3600)
 
 
@@ -70,6 +78,8 @@ class BatchItem(LeaseRef):
 
 
 class BatchCompleteIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.BATCH_COMPLETE]})
+
     tasks: list[BatchItem] = Field(max_length=MAX_BATCH)
 
 
@@ -86,7 +96,11 @@ class BatchCompleteOut(BaseModel):
     errors: list[BatchError]
 
 
-@router.post("/complete")
+@router.post(
+    "/complete",
+    summary="Complete many tasks",
+    responses=error_responses(413),
+)
 def complete_tasks(
     body: BatchCompleteIn, worker: WorkerDep, session: SessionDep
 ) -> BatchCompleteOut:
@@ -105,7 +119,12 @@ def complete_tasks(
     )
 
 
-@router.post("/{task_id}/complete", openapi_extra=documented_body(LeaseRef))
+@router.post(
+    "/{task_id}/complete",
+    openapi_extra=documented_body(LeaseRef),
+    summary="Complete a task",
+    responses=error_responses(404, 409, 413),
+)
 def complete_task(
     task_id: uuid.UUID, worker: WorkerDep, session: SessionDep, raw_body: OptionalBody
 ) -> CompleteOut:
@@ -126,7 +145,12 @@ def complete_task(
     )
 
 
-@router.post("/{task_id}/fail", openapi_extra=documented_body(FailIn))
+@router.post(
+    "/{task_id}/fail",
+    openapi_extra=documented_body(FailIn),
+    summary="Report a failed attempt",
+    responses=error_responses(404, 409, 413),
+)
 def fail_task(
     task_id: uuid.UUID, worker: WorkerDep, session: SessionDep, raw_body: OptionalBody
 ) -> FailOut:
@@ -154,7 +178,11 @@ def fail_task(
     )
 
 
-@router.post("/{task_id}/extend")
+@router.post(
+    "/{task_id}/extend",
+    summary="Extend a lease",
+    responses=error_responses(404, 409, 413),
+)
 def extend_task(
     task_id: uuid.UUID,
     worker: WorkerDep,

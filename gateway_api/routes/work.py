@@ -13,8 +13,11 @@ from sqlalchemy import select
 
 from db.models import Platform, ScrapeTask
 from db.session import session_scope
+from gateway_api import worker_examples
+from gateway_api.api_docs import WORKER_ERRORS
 from gateway_api.auth import WorkerDep
 from gateway_api.schemas import Text
+from gateway_api.worker_examples import json_example
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.fleet import is_worker_paused
 from services.dispatch.long_poll import wait_for_work
@@ -24,7 +27,7 @@ from services.errors import InvalidInput
 from settings import get_settings
 from tasks.dispatch_broker import lease_from_broker
 
-router = APIRouter(prefix="/internal", tags=["workers"])
+router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
 MAX_WAIT_S = 30.0
 PlatformList = Annotated[Text, Field(max_length=2000)]  # a name, or a comma list of names
 
@@ -109,7 +112,11 @@ def get_work_waiters(request: Request) -> WorkWaiters:
 WaitersDep = Annotated[WorkWaiters, Depends(get_work_waiters)]
 
 
-@router.get("/work")
+@router.get(
+    "/work",
+    summary="Lease work",
+    responses={200: json_example(worker_examples.WORK)},
+)
 async def get_work(
     worker: WorkerDep,
     waiters: WaitersDep,
