@@ -27,9 +27,9 @@ def _report(label: str, count: int, seconds: float) -> None:
 
 def _measure_gateway() -> None:
     from db.session import session_scope
+    from services.dispatch.broker_client import enqueue_and_publish, lease_from_broker
     from services.dispatch.enqueue import EnqueueRequest
     from services.dispatch.leases import complete_leases
-    from tasks.dispatch_broker import enqueue_and_publish, lease_from_broker
 
     requests = [EnqueueRequest("demo", "FL", "dixie", f"BENCH-{n:06d}") for n in range(TASKS)]
     started = time.perf_counter()

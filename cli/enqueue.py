@@ -96,7 +96,7 @@ def enqueue_command(
     batch_size: int,
 ) -> None:
     """Enqueue the parcels of PATH (a CSV with a parcel_id column, or one id a line)."""
-    from tasks.dispatch_broker import enqueue_and_publish
+    from services.dispatch.broker_client import enqueue_and_publish
 
     lines = read_lines(path, Defaults(platform, state, county, priority))
     counts = {status: 0 for status in ItemStatus}

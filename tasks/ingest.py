@@ -36,9 +36,9 @@ from services.ingest.pipeline import (
     reject_whole_batch,
     write_with_retries,
 )
+from services.queues import INGEST_QUEUE
 from settings import get_settings
 from tasks.app import app
-from tasks.queues import INGEST_QUEUE
 
 logger = logging.getLogger(__name__)
 

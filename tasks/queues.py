@@ -1,19 +1,21 @@
-"""Queue names of the topology fixed by the design brief."""
+"""Moved to ``services.queues`` (queue names are below services/). Kept only for the two
+modules whose owners switch their import when they next touch them: services/dispatch/lease_loop.py
+and gateway_api/dispatch_metrics.py. Import ``services.queues`` everywhere else."""
 
-from __future__ import annotations
+from services.queues import (
+    DEFAULT_PRIORITY,
+    INGEST_QUEUE,
+    MAINTENANCE_QUEUE,
+    PRIORITIES,
+    scrape_queue_name,
+    scrape_queue_names,
+)
 
-INGEST_QUEUE = "ingest"
-MAINTENANCE_QUEUE = "maintenance"
-PRIORITIES = (1, 2, 3, 4)  # 1 urgent, 2 high, 3 normal, 4 low
-DEFAULT_PRIORITY = 3
-
-
-def scrape_queue_name(platform: str, priority: int) -> str:
-    if priority not in PRIORITIES:
-        raise ValueError(f"priority must be one of {PRIORITIES}, got {priority}")
-    return f"scrape.{platform}.p{priority}"
-
-
-def scrape_queue_names(platforms: list[str]) -> list[str]:
-    """Every scrape queue of the platforms, in strict priority order (all p1 first)."""
-    return [scrape_queue_name(platform, p) for p in PRIORITIES for platform in platforms]
+__all__ = [
+    "DEFAULT_PRIORITY",
+    "INGEST_QUEUE",
+    "MAINTENANCE_QUEUE",
+    "PRIORITIES",
+    "scrape_queue_name",
+    "scrape_queue_names",
+]

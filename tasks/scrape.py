@@ -25,10 +25,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from db.models import ScrapeTask
 from db.session import session_scope
 from scrapers import ScrapeFailed, ScrapeTarget, get_scraper
+from services.dispatch.broker_client import run_lease_s
 from services.dispatch.failures import FailureReason
 from services.dispatch.running import claim_run, fail_run, running_holder
 from tasks.app import app
-from tasks.dispatch_broker import run_lease_s
 from tasks.ingest import INGEST_TASK_NAME
 
 logger = logging.getLogger(__name__)

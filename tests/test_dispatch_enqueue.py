@@ -122,8 +122,8 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
     db_session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from db.session import session_scope
+    from services.dispatch import broker_client as dispatch_broker
     from services.dispatch.publishing import find_unpublished
-    from tasks import dispatch_broker
     from tasks.app import app
 
     requests = [EnqueueRequest("demo", "FL", "dixie", f"S-{n}") for n in range(7)]
@@ -154,8 +154,8 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
 def test_a_queued_task_whose_message_vanished_is_published_again(
     api_client: TestClient, admin_headers: dict[str, str], db_session: Session
 ) -> None:
+    from services.dispatch.broker_client import queue_for
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
     from tasks.dispatch_jobs import republish_vanished
 
     [kept, _lost] = enqueue(api_client, admin_headers, ["V-1", "V-2"])
@@ -180,7 +180,8 @@ def test_tasks_published_while_the_queues_are_read_are_not_taken_for_vanished(
     db_session: Session,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks import dispatch_broker, dispatch_jobs
+    from services.dispatch import broker_client as dispatch_broker
+    from tasks import dispatch_jobs
 
     enqueue(api_client, admin_headers, ["R-1", "R-2"])
     read_queue_depths = dispatch_broker.read_queue_depths
@@ -202,7 +203,8 @@ def test_a_task_leased_while_the_queues_are_read_is_not_taken_for_vanished(
     worker_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks import dispatch_broker, dispatch_jobs
+    from services.dispatch import broker_client as dispatch_broker
+    from tasks import dispatch_jobs
 
     enqueue(api_client, admin_headers, ["L-1", "L-2"])
     read_queue_depths = dispatch_broker.read_queue_depths

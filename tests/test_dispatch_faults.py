@@ -258,7 +258,7 @@ def test_metrics_report_zero_for_every_enabled_platform_once_its_queues_drain(
 _TAKE_AND_DIE = """
 import os, signal
 from tasks.app import app
-from tasks.dispatch_broker import queue_for
+from services.dispatch.broker_client import queue_for
 
 connection = app.connection_for_write()
 channel = connection.channel()

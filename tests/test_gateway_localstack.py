@@ -81,9 +81,9 @@ def configured_broker(servers: TestServers) -> str | None:
 
 def purge_stack_queues() -> None:
     """The stack shared the run's broker: drop what its beat published meanwhile."""
+    from services.dispatch.broker_client import queue_for
+    from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
-    from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
 
     with app.connection_for_write() as connection:
         channel = connection.channel()

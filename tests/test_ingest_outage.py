@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from gateway_localstack.servers import EmbeddedPostgres
-from tasks.queues import INGEST_QUEUE
+from services.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.conftest import run_migrations
 from tests.waiting import wait_for

@@ -15,12 +15,12 @@ from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from gateway_api.schemas import PlatformName, Text
 from observability.request_context import get_request_id
+from services.dispatch.broker_client import enqueue_and_publish
 from services.dispatch.cancellation import cancel_task
 from services.dispatch.enqueue import MAX_BATCH, EnqueueRequest, ItemStatus
 from services.dispatch.ledger_stats import ledger_balance
 from services.errors import NotFound
 from services.ingest.items import MAX_PARCEL_ID_CHARS
-from tasks.dispatch_broker import enqueue_and_publish
 
 router = APIRouter(prefix="/admin/tasks", tags=["admin"], responses=ADMIN_ERRORS)
 

@@ -18,6 +18,7 @@ from gateway_api.api_docs import WORKER_ERRORS
 from gateway_api.auth import WorkerDep
 from gateway_api.schemas import Text
 from gateway_api.worker_examples import json_example
+from services.dispatch.broker_client import lease_from_broker
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.fleet import is_worker_paused
 from services.dispatch.long_poll import wait_for_work
@@ -25,7 +26,6 @@ from services.dispatch.work_requests import parse_capacity
 from services.dispatch.work_waiters import WorkWaiters
 from services.errors import InvalidInput
 from settings import get_settings
-from tasks.dispatch_broker import lease_from_broker
 
 router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
 MAX_WAIT_S = 30.0

@@ -20,8 +20,8 @@ from db.models import ACTIVE_STATUSES, Platform, ScrapeTask
 from services.dispatch.envelopes import ScrapeMessage, scrape_message
 from services.errors import InvalidInput
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
+from services.queues import DEFAULT_PRIORITY, PRIORITIES
 from settings import get_settings
-from tasks.queues import DEFAULT_PRIORITY, PRIORITIES
 
 MAX_BATCH = 10_000
 _ACTIVE_WHERE = text("status IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)))
