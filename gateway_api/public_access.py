@@ -26,6 +26,7 @@ from db.models import ApiKey
 from gateway_api.api_docs import PUBLIC_API_KEY, PUBLIC_BEARER
 from gateway_api.deps import PublicSessionDep
 from gateway_api.schemas import Text
+from services.cache_redis import CACHE_REDIS_TIMEOUT_S, cache_redis
 from services.errors import Forbidden, NotFound, RateLimited, ServiceUnavailable, Unauthorized
 from services.public.api_keys import authenticate_api_key
 from services.public.client_address import client_identity
@@ -54,9 +55,12 @@ class PublicClient:
 
 @lru_cache(maxsize=1)
 def get_redis() -> redis.Redis:
-    settings = get_settings()
-    url = settings.rate_limit_redis_url or settings.cache_url
-    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    url = get_settings().rate_limit_redis_url
+    if url is None:
+        return cache_redis()
+    return redis.Redis.from_url(
+        url, socket_timeout=CACHE_REDIS_TIMEOUT_S, socket_connect_timeout=CACHE_REDIS_TIMEOUT_S
+    )
 
 
 @lru_cache(maxsize=1)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 import redis
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from db.models.ingest_rejects import RejectReason
-from settings import get_settings
+from services.cache_redis import CACHE_REDIS_TIMEOUT_S, cache_redis
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +25,13 @@ UNPARSED_KEY = "gateway:metrics:ingest_unparsed"  # typed column -> values
 REJECTS_KEY = "gateway:metrics:ingest_rejects"  # reason code -> items
 CHUNKS_KEY = "gateway:metrics:ingest_chunks"  # "chunks", "items": chunks written and their items
 OUTCOMES = ("inserted", "updated", "unchanged", "stale", "rejected")
-METRICS_REDIS_TIMEOUT_S = 2.0
+METRICS_REDIS_TIMEOUT_S = CACHE_REDIS_TIMEOUT_S
 
 
-@lru_cache(maxsize=1)
 def metrics_redis() -> redis.Redis:
-    """One client per process; metrics are best effort, so an unreachable Redis must not hold
-    up an ingest or a request for long."""
-    return redis.Redis.from_url(
-        get_settings().cache_url,
-        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
-        socket_timeout=METRICS_REDIS_TIMEOUT_S,
-    )
+    """The process's cache client; metrics are best effort, so an unreachable Redis must not
+    hold up an ingest or a request for long (its timeout is METRICS_REDIS_TIMEOUT_S)."""
+    return cache_redis()
 
 
 def record_ingest_counts(
