@@ -169,8 +169,8 @@ def _own_cpu_seconds(process: psutil.Process) -> float:
 
 def enqueue_gateway_tasks(count: int) -> float:
     """Queue ``count`` demo tasks through the ledger (as the CLI does); returns seconds taken."""
+    from services.dispatch.broker_client import enqueue_and_publish
     from services.dispatch.enqueue import EnqueueRequest
-    from tasks.dispatch_broker import enqueue_and_publish
 
     run = secrets.token_hex(4)
     requests = [EnqueueRequest("demo", "FL", "dixie", f"HTTP-{run}-{n:06d}") for n in range(count)]

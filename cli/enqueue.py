@@ -92,7 +92,7 @@ def _enqueue_batch(requests: list[EnqueueRequest]) -> list[tuple[int, ItemStatus
             (item["index"], ItemStatus(item["status"]), item["error"] or "")
             for item in body["items"]
         ]
-    from tasks.dispatch_broker import enqueue_and_publish
+    from services.dispatch.broker_client import enqueue_and_publish
 
     report = enqueue_and_publish(requests)
     return [(o.index, o.status, o.error or "") for o in report.outcomes]

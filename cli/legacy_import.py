@@ -46,7 +46,7 @@ def import_legacy_command(redis_url: str | None, postgres_url: str | None, batch
 
 
 def _enqueue_legacy(requests: Sequence[EnqueueRequest]) -> EnqueueReport:
-    from tasks.dispatch_broker import enqueue_and_publish
+    from services.dispatch.broker_client import enqueue_and_publish
 
     return enqueue_and_publish(requests, request_id=legacy_import.LEGACY_REQUEST_ID)
 

@@ -14,7 +14,7 @@ from db.session import session_scope
 from scrapers import registered_platforms
 from services.dispatch.ledger_stats import read_queue_depths
 from services.queue_topology import SERVICE_QUEUES, scrape_worker_queue_names
-from tasks.queues import scrape_queue_names
+from services.queues import scrape_queue_names
 
 
 @click.group("queues", invoke_without_command=True)

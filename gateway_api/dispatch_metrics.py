@@ -23,8 +23,8 @@ from gateway_api.service_metrics import install_service_metrics
 from gateway_api.timed_cache import TimedCache
 from services.dispatch.failures import FailureReason
 from services.dispatch.ledger_stats import DispatchFigures, read_dispatch_figures
+from services.queues import PRIORITIES
 from settings import get_settings
-from tasks.queues import PRIORITIES
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 
 from services.dispatch.ledger_stats import DispatchFigures
-from tasks.queues import PRIORITIES
+from services.queues import PRIORITIES
 
 
 def ledger_metric_families(figures: DispatchFigures) -> Iterator[GaugeMetricFamily]:

@@ -20,15 +20,15 @@ from gateway_api.metrics import register_live_collector
 from gateway_api.routes.health import readiness
 from gateway_api.timed_cache import TimedCache
 from services.errors import ServiceError
+from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
 from settings import get_settings
-from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
 
 logger = logging.getLogger(__name__)
 SERVICE_QUEUES = (INGEST_QUEUE, MAINTENANCE_QUEUE)
 
 
 def read_service_queue_messages() -> dict[str, int]:
-    from tasks.dispatch_broker import pooled_connection, queue_for
+    from services.dispatch.broker_client import pooled_connection, queue_for
 
     counts: dict[str, int] = {}
     with pooled_connection() as connection:

@@ -1,29 +1,20 @@
-"""The one Redis client for fleet-wide counters (ingest, task outcomes).
+"""Fleet-wide counters (ingest, task outcomes) live in the cache Redis.
 
-Figures made in any process (API workers, Celery prefork children) are added to hashes in the
-cache Redis and exported by the API's ``/metrics``, so none is lost when a child exits.
+Figures made in any process (API workers, Celery prefork children) are added to hashes there
+and exported by the API's ``/metrics``, so none is lost when a child exits. Metrics are best
+effort: the client is the process's cache client, whose timeout bounds what an unreachable
+Redis costs an ingest or a request.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import redis
 
-from settings import get_settings
-
-METRICS_REDIS_TIMEOUT_S = 2.0
+from services.cache_redis import cache_redis
 
 
-@lru_cache(maxsize=1)
 def metrics_redis() -> redis.Redis:
-    """One client per process; metrics are best effort, so an unreachable Redis must not hold
-    up an ingest or a request for long."""
-    return redis.Redis.from_url(
-        get_settings().cache_url,
-        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
-        socket_timeout=METRICS_REDIS_TIMEOUT_S,
-    )
+    return cache_redis()
 
 
 def decode_text(value: bytes | str) -> str:

@@ -37,9 +37,9 @@ from services.ingest.pipeline import (
     write_with_retries,
 )
 from services.metrics_redis import metrics_redis
+from services.queues import INGEST_QUEUE
 from settings import get_settings
 from tasks.app import app
-from tasks.queues import INGEST_QUEUE
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 from tests.celery_workers import REPO_ROOT
 from tests.waiting import wait_for
 

@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
+from services.queues import INGEST_QUEUE, scrape_queue_names
 from tasks.dispatch_jobs import reap_leases
-from tasks.queues import INGEST_QUEUE, scrape_queue_names
 from tests.celery_workers import REPO_ROOT, WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     clean_dispatch_queues,

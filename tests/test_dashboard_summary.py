@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 from tests.dispatch_helpers import clean_dispatch_queues  # autouse fixture
 from tests.promql_subset import Scrapes, Value, evaluate, read_samples
 from tests.test_grafana_dashboard import DASHBOARD

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.queues import INGEST_QUEUE, scrape_queue_names
 from tasks.dispatch_jobs import reap_leases
-from tasks.queues import INGEST_QUEUE, scrape_queue_names
 from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     clean_dispatch_queues,

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.session import session_scope
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 from services.ingest import ingest_result_items
 from services.ingest.database_faults import DatabaseFault, classify_database_error
 from tests.test_ingest_batch import parcels, result_item, snapshot_count

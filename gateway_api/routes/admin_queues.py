@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from gateway_api.schemas import PlatformName
 from services.dispatch.ledger_stats import QueueDepth, read_queue_depths
-from tasks.queues import scrape_queue_name
+from services.queues import scrape_queue_name
 
-router = APIRouter(prefix="/admin/queues", tags=["admin"])
+router = APIRouter(prefix="/admin/queues", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 class QueueDepthOut(BaseModel):
@@ -46,7 +47,7 @@ def build_queue_depth_list(depths: list[QueueDepth], *, now: datetime) -> QueueD
     )
 
 
-@router.get("")
+@router.get("", summary="Queue depths", responses=error_responses(422))
 def list_queue_depths(
     _: AdminDep,
     session: SessionDep,

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from gateway_api.schemas import Text
 from services.dispatch.fleet import list_workers, queue_command
 from settings import get_settings
 
-router = APIRouter(prefix="/admin/workers", tags=["admin"])
+router = APIRouter(prefix="/admin/workers", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 class WorkerOut(BaseModel):
@@ -48,7 +49,11 @@ class CommandOut(BaseModel):
     created_at: datetime
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List workers",
+    responses=error_responses(422),
+)
 def list_fleet(
     _: AdminDep, session: SessionDep, state: Literal["alive", "stale"] | None = None
 ) -> WorkerList:
@@ -85,7 +90,12 @@ def build_worker_list(
     )
 
 
-@router.post("/{worker_id}/commands", status_code=201)
+@router.post(
+    "/{worker_id}/commands",
+    status_code=201,
+    summary="Queue a command for a worker",
+    responses=error_responses(404, 413, 422),
+)
 def post_worker_command(
     worker_id: Annotated[Text, Path(max_length=128)],
     body: CommandIn,

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATUSES, TaskStatus
+from db.models import ACTIVE_STATUSES_SQL, TaskStatus
 from services.dispatch.outcome_metrics import (
     FinishedAttempt,
     TaskOutcome,
@@ -27,7 +27,6 @@ class TaskResult(NamedTuple):
     parcel_key: str
 
 
-_ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
 # A result finishes its task only when it is for that task's parcel: a worker that mixes up
 # ids must not finish another parcel's task (that parcel would then never be scraped).
 _MARK_SUCCEEDED = text(f"""
@@ -40,7 +39,7 @@ FROM unnest(
 ) AS v(id, platform, state, county, parcel_key)
 WHERE t.id = v.id AND t.platform = v.platform AND t.state = v.state
     AND t.county = v.county AND t.parcel_key = v.parcel_key
-    AND t.status IN ({_ACTIVE_SQL})
+    AND t.status IN ({ACTIVE_STATUSES_SQL})
 RETURNING t.platform,
     EXTRACT(EPOCH FROM t.started_at - coalesce(t.published_at, t.created_at)) AS wait_s,
     EXTRACT(EPOCH FROM t.finished_at - t.started_at) AS run_s

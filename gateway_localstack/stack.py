@@ -18,12 +18,12 @@ import httpx
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from localstack.processes import ChildProcess
-from localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
+from gateway_localstack.processes import ChildProcess
+from gateway_localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
 from services.queue_topology import SERVICE_QUEUES, scrape_worker_queue_names
 from settings import GatewaySettings, to_sqlalchemy_url
 
-logger = logging.getLogger("localstack")
+logger = logging.getLogger("gateway_localstack")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_WORKER_TOKEN = "local-worker-token"
 LOCAL_ADMIN_TOKEN = "local-admin-token"
