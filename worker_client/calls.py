@@ -28,7 +28,7 @@ from worker_client.wire import (
 
 RESPOND_ASYNC = "respond-async"
 MAX_LONG_POLL_S = 30.0
-Files = dict[str, tuple[str, Any, str]]
+Files = dict[str, tuple[str | None, Any, str]]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def raw_file_call(
             stream.seek(start)
         files: Files = {"file": (filename, stream, content_type)}
         if metadata is not None:
-            files["metadata"] = ("metadata.json", json.dumps(metadata), "application/json")
+            files["metadata"] = (None, json.dumps(metadata), "application/json")
         return files
 
     # Content-addressed on the gateway: the same page twice is stored once. A stream that
