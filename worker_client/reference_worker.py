@@ -50,6 +50,7 @@ class ReferenceWorker:
         self.paused = threading.Event()
         self._slot_freed = threading.Event()
         self._in_flight = 0
+        self._is_leasing_paused = False
         self._lock = threading.Lock()
         self._completed = RecentEvents()
         self._failed = RecentEvents()
@@ -115,6 +116,10 @@ class ReferenceWorker:
 
     def _lease_next(self) -> list[WorkTask]:
         free = self.options.concurrency - self._running()
+        if self.paused.is_set() != self._is_leasing_paused:
+            # Logged here, not when the command comes: a poll under way may still bring tasks.
+            self._is_leasing_paused = self.paused.is_set()
+            logger.info("leasing %s", "paused" if self._is_leasing_paused else "resumed")
         if self.paused.is_set() or free <= 0:
             self._slot_freed.wait(1.0)
             self._slot_freed.clear()
