@@ -6,9 +6,11 @@
         batch = gateway.lease(["demo"], capacity=10, wait_s=20)
 
 ``AsyncGatewayClient`` has the same calls for asyncio. ``HeartbeatLoop`` and ``LeaseKeeper``
-run beside a worker's tasks; ``python -m worker_client`` is the reference worker.
+(threads) or ``AsyncHeartbeatLoop`` and ``keep_lease`` (asyncio) run beside a worker's tasks;
+``python -m worker_client`` is the reference worker.
 """
 
+from worker_client.async_background import AsyncHeartbeatLoop, keep_lease
 from worker_client.async_client import AsyncGatewayClient
 from worker_client.client import GatewayClient
 from worker_client.config import ClientConfig
@@ -34,6 +36,7 @@ from worker_client.wire import HeartbeatStatus, ResultItem, WorkTask
 __all__ = [
     "ApiError",
     "AsyncGatewayClient",
+    "AsyncHeartbeatLoop",
     "ClientConfig",
     "Forbidden",
     "GatewayClient",
@@ -53,4 +56,5 @@ __all__ = [
     "Unauthorized",
     "ValidationFailed",
     "WorkTask",
+    "keep_lease",
 ]

@@ -97,4 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        return worker.run()
+        code = worker.run()
+    if worker.has_stuck_tasks():
+        # Their leases are given back already; waiting for the threads would hang the exit.
+        logging.shutdown()
+        os._exit(code)
+    return code

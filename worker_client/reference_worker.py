@@ -107,12 +107,19 @@ class ReferenceWorker:
             ",".join(self.options.platforms),
             self.options.concurrency,
         )
-        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="task") as pool:
+        pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="task")
+        try:
             while not self.stopping.is_set():
                 for task in self._lease_next():
                     self._start(pool, task)
             is_drained = self._wait_for_running_tasks()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a stuck scraper is not waited for
         return self._finish(is_drained)
+
+    def has_stuck_tasks(self) -> bool:
+        """Tasks still running after the drain timeout (their leases were given back)."""
+        return self._running() > 0
 
     def _lease_next(self) -> list[WorkTask]:
         free = self.options.concurrency - self._running()
