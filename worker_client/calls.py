@@ -126,6 +126,7 @@ def heartbeat_call(status: HeartbeatStatus) -> Call:
 def error_from_response(response: httpx.Response) -> ApiError:
     """The typed error for an error answer, from the gateway's envelope when it has one."""
     code, message, details = f"HTTP_{response.status_code}", response.text[:500], None
+    request_id = response.headers.get("x-request-id")
     try:
         envelope = response.json()
     except ValueError:
@@ -135,12 +136,13 @@ def error_from_response(response: httpx.Response) -> ApiError:
         code = str(error.get("code", code))
         message = str(error.get("message", message))
         details = error.get("details")
+        request_id = request_id or envelope.get("request_id")
     error_class = error_class_for_status(response.status_code)
     return error_class(
         response.status_code,
         code,
         message,
-        request_id=response.headers.get("x-request-id"),
+        request_id=request_id,
         details=details,
         retry_after_s=parse_retry_after(response.headers.get("retry-after")),
     )
