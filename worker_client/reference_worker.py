@@ -136,7 +136,8 @@ class ReferenceWorker:
                 self.options.platforms, capacity=free, wait_s=self.options.poll_wait_s
             )
         except OutcomeUnknown as exc:
-            # Tasks of the lost answer stay leased to us until their leases run out.
+            # Tasks of the lost answer stay leased to this worker id until their leases run
+            # out (later while heartbeats report active tasks): the contract cannot name them.
             logger.warning("lease answer lost, polling again: %s", exc)
             return []
         except GatewayError as exc:
