@@ -140,6 +140,18 @@ def test_a_killed_reference_workers_tasks_come_back_to_another(
         lambda: count_where(db_session, "leased", "ref-doomed", task_ids) == 2,
         what=f"the doomed worker to hold both tasks; its log:\n{doomed.log()}",
     )
+    with httpx.Client(base_url=gateway_url, headers=ADMIN, timeout=10) as admin:
+        wait_for(
+            lambda: (
+                [
+                    (w["active_tasks"], w["platforms"], w["current_leases"])
+                    for w in admin.get("/admin/workers").json()["workers"]
+                    if w["worker_id"] == "ref-doomed"
+                ]
+                == [(2, ["demo"], 2)]
+            ),
+            what="the heartbeat to report both running tasks",
+        )
     doomed.kill()
 
     expire_leases()  # the leases run out: nobody extends them any more
@@ -219,3 +231,12 @@ def test_pause_resume_and_shutdown_from_the_admin_api_reach_the_reference_worker
         send("shutdown")
 
     assert worker.wait_exit() == 0, worker.log()
+
+
+def test_the_reference_worker_refuses_to_start_without_a_token_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    worker = start_reference_worker("http://127.0.0.1:9", "", "ref-no-token", log_dir=tmp_path)
+
+    assert worker.wait_exit() == 2
+    assert "TAXLIEN_WORKER_TOKEN" in worker.log()
