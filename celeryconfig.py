@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 
+from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
 from settings import get_settings
-from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
 
 _settings = get_settings()
 

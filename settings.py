@@ -97,6 +97,10 @@ class GatewaySettings(BaseSettings):
     admin_tokens: CommaList = Field(default_factory=list)
     # Set only by the local stack (make run): allows its well-known and short tokens.
     local_stack: bool = False
+    # The CLI's API mode, for operators without database credentials: commands call the
+    # admin API at this address with this token instead of opening the database.
+    api_url: str | None = None
+    admin_token: str | None = None
 
     # --- storage -------------------------------------------------------------------------
     raw_storage_path: Path = Path(".local/raw")
@@ -139,7 +143,8 @@ class GatewaySettings(BaseSettings):
     flower_user: str = "operator"
     flower_password: str = "operator"
     log_level: str = "INFO"
-    log_json: bool = True
+    # Unset: human-readable lines when stderr is a terminal, JSON lines otherwise.
+    log_json: bool | None = None
 
     # --- request bodies: capped before they are read (results and raw files below) --------
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)

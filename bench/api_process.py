@@ -17,7 +17,7 @@ import httpx
 import psutil
 
 from bench.environment import REPO_ROOT
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 
 WORKER_TOKEN = secrets.token_urlsafe(24)
 ADMIN_TOKEN = secrets.token_urlsafe(24)

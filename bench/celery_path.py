@@ -71,11 +71,12 @@ def _measure_noop(log_dir: Path) -> float:
 
 
 def _measure_ledger_path(log_dir: Path) -> tuple[float, float]:
+    from services.dispatch.broker_client import enqueue_and_publish
     from services.dispatch.enqueue import EnqueueRequest
-    from services.ingest.metrics import metrics_redis, read_ingest_counts
+    from services.ingest.metrics import read_ingest_counts
+    from services.metrics_redis import metrics_redis
+    from services.queues import INGEST_QUEUE, scrape_queue_name
     from tasks.app import app
-    from tasks.dispatch_broker import enqueue_and_publish
-    from tasks.queues import INGEST_QUEUE, scrape_queue_name
 
     requests = [EnqueueRequest("demo", "FL", "dixie", f"CEL-{n:06d}") for n in range(TASKS)]
     for start in range(0, TASKS, 1000):

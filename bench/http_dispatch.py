@@ -169,8 +169,8 @@ def _own_cpu_seconds(process: psutil.Process) -> float:
 
 def enqueue_gateway_tasks(count: int) -> float:
     """Queue ``count`` demo tasks through the ledger (as the CLI does); returns seconds taken."""
+    from services.dispatch.broker_client import enqueue_and_publish
     from services.dispatch.enqueue import EnqueueRequest
-    from tasks.dispatch_broker import enqueue_and_publish
 
     run = secrets.token_hex(4)
     requests = [EnqueueRequest("demo", "FL", "dixie", f"HTTP-{run}-{n:06d}") for n in range(count)]
@@ -207,9 +207,20 @@ def enqueue_legacy_tasks(count: int) -> float:
     return seconds
 
 
+def _clear_legacy_queue() -> None:
+    import redis
+
+    from bench.legacy_gateway import queue_key
+    from settings import get_settings
+
+    client = redis.Redis.from_url(get_settings().cache_url)
+    client.delete(queue_key("demo", 3))
+    client.close()
+
+
 def _print_drain(label: str, report: DrainReport) -> None:
     sys.stdout.write(
-        f"  {label:<10} {report.tasks:>6} tasks {report.seconds:7.2f} s {report.rate:8.0f}/s"
+        f"  {label:<11} {report.tasks:>6} tasks {report.seconds:7.2f} s {report.rate:8.0f}/s"
         f"  lease p50 {report.lease_p50_s * 1000:6.1f} ms p99 {report.lease_p99_s * 1000:6.1f} ms"
         f"  CPU server {report.server_cpu_s:5.1f} s driver {report.driver_cpu_s:5.1f} s"
         f"  errors {report.errors}\n"
@@ -219,18 +230,24 @@ def _print_drain(label: str, report: DrainReport) -> None:
 
 def run(total: int = TASKS, shapes: Sequence[Shape] = GATEWAY_ONLY_SHAPES) -> None:
     sys.stdout.write(f"http dispatch: {total} demo tasks per case, driven over HTTP\n")
-    seconds = enqueue_legacy_tasks(total)
+    seconds = enqueue_legacy_tasks(total)  # the old design had no producer: for reference
     sys.stdout.write(f"  baseline enqueue (LPUSH, pipelined): {total / seconds:9.0f} tasks/s\n")
+    _clear_legacy_queue()
     sys.stdout.write(f"  {LEGACY_SHAPE.label}:\n")
-    with api_process(LEGACY_COMMAND) as (url, process):
-        legacy = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
-    _print_drain("old design", legacy)
+    baselines: dict[str, DrainReport] = {}
+    for label, fill in (("old design", "0"), ("old, filled", "1")):
+        enqueue_legacy_tasks(total)
+        legacy_env = {"LEGACY_FILL_CAPACITY": fill}
+        with api_process(LEGACY_COMMAND, extra_env=legacy_env) as (url, process):
+            baselines[label] = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
+        _print_drain(label, baselines[label])
     with api_process() as (url, process):
         seconds = enqueue_gateway_tasks(total)
         sys.stdout.write(f"  gateway enqueue (ledger + publish, dedup): {total / seconds:6.0f}/s\n")
         gateway = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
         _print_drain("gateway", gateway)
-        sys.stdout.write(f"  ratio gateway / old design: {gateway.rate / legacy.rate:.2f}\n")
+        for label, baseline in baselines.items():
+            sys.stdout.write(f"  ratio gateway / {label}: {gateway.rate / baseline.rate:.2f}\n")
         for shape in shapes:
             enqueue_gateway_tasks(total)
             sys.stdout.write(f"  {shape.label}:\n")

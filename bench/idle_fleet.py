@@ -103,8 +103,8 @@ async def measure_idle(process: psutil.Process, fleet: Fleet, idle_s: float) -> 
 
 
 async def measure_wakeups(fleet: Fleet, count: int) -> None:
+    from services.dispatch.broker_client import enqueue_and_publish
     from services.dispatch.enqueue import EnqueueRequest
-    from tasks.dispatch_broker import enqueue_and_publish
 
     latencies: list[float] = []
     enqueue_calls: list[float] = []

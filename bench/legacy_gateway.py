@@ -2,8 +2,9 @@
 ``python -m bench dispatch``: tasks as JSON strings in Redis lists ``queue:{platform}:p{n}``,
 ``RPOPLPUSH`` into ``processing:{worker_id}`` to lease, ``LRANGE`` + ``LREM`` to complete.
 No ledger, no leases, no retries: what the old gateway did, as its Python version did it
-(async routes on ``redis.asyncio``), with one change in its favour: a call fills up to
-``capacity`` from each queue instead of taking one task per platform and priority.
+(async routes on ``redis.asyncio``). As it was, a call takes at most one task per platform and
+priority (one ``RPOPLPUSH`` each), whatever the capacity; with ``LEGACY_FILL_CAPACITY=1`` a
+call fills up to ``capacity``, a stronger baseline than the original ever was.
 
 ``python -m bench.legacy_gateway`` serves it with uvicorn on GATEWAY_HOST:GATEWAY_PORT,
 exactly as ``python -m gateway_api`` serves the gateway.
@@ -31,6 +32,7 @@ def queue_key(platform: str, priority: int) -> str:
 def create_app() -> FastAPI:
     client = redis.Redis.from_url(os.environ["GATEWAY_REDIS_URL"])
     token = os.environ["GATEWAY_WORKER_TOKENS"].split(",")[0]
+    per_queue = 100 if os.environ.get("LEGACY_FILL_CAPACITY") == "1" else 1
     app = FastAPI()
 
     def check_token(given: str | None) -> None:
@@ -64,7 +66,9 @@ def create_app() -> FastAPI:
         tasks: list[dict[str, Any]] = []
         for platform in platforms.split(","):
             for priority in PRIORITIES:
-                while len(tasks) < capacity:
+                for _ in range(per_queue):
+                    if len(tasks) >= capacity:
+                        break
                     raw = await client.rpoplpush(queue_key(platform, priority), processing)
                     if raw is None:
                         break

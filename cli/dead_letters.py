@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,6 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
+from cli.admin_api import admin_api
+from cli.output import DURATION, echo_json, json_option
+from cli.tasks import print_task, task_json
 from db.session import session_scope
 from services.dispatch.dead_letters import (
     DeadLetterFilter,
@@ -23,7 +25,9 @@ from settings import get_settings
 _filters = [
     click.option("--platform"),
     click.option("--reason", help="e.g. platform_down, lease_expired"),
-    click.option("--older-than", "older_than_s", type=float, help="seconds since it died"),
+    click.option(
+        "--older-than", "older_than_s", type=DURATION, help="died longer ago than: 90s, 2h, 1d"
+    ),
     click.option("--id", "task_ids", type=click.UUID, multiple=True, help="one task (repeatable)"),
 ]
 
@@ -48,6 +52,15 @@ def _filter(
     )
 
 
+def _filter_body(filters: DeadLetterFilter) -> dict[str, Any]:
+    return {
+        "task_ids": [str(task_id) for task_id in filters.task_ids],
+        "platform": filters.platform,
+        "reason": filters.reason,
+        "older_than_s": filters.older_than_s,
+    }
+
+
 @click.group("dead-letters")
 def dead_letters_group() -> None:
     """Tasks that used up their attempts."""
@@ -56,51 +69,54 @@ def dead_letters_group() -> None:
 @dead_letters_group.command("list")
 @filter_options
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
 def list_command(
     platform: str | None,
     reason: str | None,
     older_than_s: float | None,
     task_ids: tuple[uuid.UUID, ...],
     limit: int,
+    as_json: bool,
 ) -> None:
     """Newest first: id, platform, parcel, reason, attempts, when."""
-    with session_scope() as session:
-        tasks = list_dead_letters(
-            session,
-            _filter(platform, reason, older_than_s, task_ids),
-            now=datetime.now(UTC),
-            limit=limit,
+    filters = _filter(platform, reason, older_than_s, task_ids)
+    api = admin_api()
+    if api is not None:
+        params = {"platform": platform, "reason": reason, "older_than_s": older_than_s}
+        items: list[dict[str, Any]] = api.get("/admin/dead-letters", {**params, "limit": limit})[
+            "items"
+        ]
+        wanted = {str(task_id) for task_id in task_ids}
+        items = [item for item in items if not wanted or item["task_id"] in wanted]
+    else:
+        with session_scope() as session:
+            tasks = list_dead_letters(session, filters, now=datetime.now(UTC), limit=limit)
+            items = [task_json(task) for task in tasks]
+    if as_json:
+        echo_json({"items": items})
+        return
+    for item in items:
+        click.echo(
+            f"{item['task_id']}  {item['platform']:<10} "
+            f"{item['state']}/{item['county']}/{item['parcel_id']}  {item['last_error_reason']}"
+            f"  attempts={item['attempt']}  {item['finished_at'] or '?'}"
         )
-        for task in tasks:
-            died = task.finished_at.isoformat(timespec="seconds") if task.finished_at else "?"
-            click.echo(
-                f"{task.id}  {task.platform:<10} {task.state}/{task.county}/{task.parcel_id}"
-                f"  {task.last_error_reason}  attempts={task.attempt}  {died}"
-            )
-    if not tasks:
+    if not items:
         click.echo("no dead letters match")
 
 
 @dead_letters_group.command("show")
 @click.argument("task_id", type=click.UUID)
-def show_command(task_id: uuid.UUID) -> None:
-    """One dead letter with its error history (JSON)."""
-    with session_scope() as session:
-        task = get_dead_letter(session, task_id)
-        click.echo(
-            json.dumps(
-                {
-                    "task_id": str(task.id),
-                    "platform": task.platform,
-                    "parcel": f"{task.state}/{task.county}/{task.parcel_id}",
-                    "attempt": task.attempt,
-                    "reason": task.last_error_reason,
-                    "message": task.last_error_message,
-                    "error_history": task.error_history,
-                },
-                indent=2,
-            )
-        )
+@json_option
+def show_command(task_id: uuid.UUID, as_json: bool) -> None:
+    """One dead letter with its error history."""
+    api = admin_api()
+    if api is not None:
+        task = api.get(f"/admin/dead-letters/{task_id}")
+    else:
+        with session_scope() as session:
+            task = task_json(get_dead_letter(session, task_id))
+    print_task(task, as_json)
 
 
 @dead_letters_group.command("redrive")
@@ -116,18 +132,30 @@ def redrive_command(
     rate_per_s: float | None,
 ) -> None:
     """Give matching dead letters fresh attempts, paced by the rate cap."""
-    with session_scope() as session:
-        report = redrive_dead_letters(
-            session,
-            _filter(platform, reason, older_than_s, task_ids),
-            now=datetime.now(UTC),
-            limit=limit,
-            rate_per_s=rate_per_s or get_settings().redrive_rate_per_s,
+    filters = _filter(platform, reason, older_than_s, task_ids)
+    api = admin_api()
+    if api is not None:
+        body = {**_filter_body(filters), "limit": limit, "rate_per_s": rate_per_s}
+        answer = api.post("/admin/dead-letters/redrive", body)
+        redriven, skipped, last_due_at = (
+            answer["redriven"],
+            answer["skipped_active"],
+            answer["last_due_at"],
         )
-    skipped = len(report.skipped_active)
-    click.echo(f"re-driven {len(report.redriven)}, skipped (parcel active again) {skipped}")
-    if report.last_due_at is not None:
-        click.echo(f"the last one re-enters its queue at {report.last_due_at.isoformat()}")
+    else:
+        with session_scope() as session:
+            report = redrive_dead_letters(
+                session,
+                filters,
+                now=datetime.now(UTC),
+                limit=limit,
+                rate_per_s=rate_per_s or get_settings().redrive_rate_per_s,
+            )
+        redriven, skipped = len(report.redriven), len(report.skipped_active)
+        last_due_at = report.last_due_at.isoformat() if report.last_due_at else None
+    click.echo(f"re-driven {redriven}, skipped (parcel active again) {skipped}")
+    if last_due_at is not None:
+        click.echo(f"the last one re-enters its queue at {last_due_at}")
 
 
 @dead_letters_group.command("purge")
@@ -142,11 +170,14 @@ def purge_command(
     purge_all: bool,
 ) -> None:
     """Drop matching dead letters (kept in the ledger as cancelled)."""
-    with session_scope() as session:
-        purged = purge_dead_letters(
-            session,
-            _filter(platform, reason, older_than_s, task_ids),
-            now=datetime.now(UTC),
-            purge_all=purge_all,
-        )
+    filters = _filter(platform, reason, older_than_s, task_ids)
+    api = admin_api()
+    if api is not None:
+        body = {**_filter_body(filters), "purge_all": purge_all}
+        purged = api.post("/admin/dead-letters/purge", body)["purged"]
+    else:
+        with session_scope() as session:
+            purged = purge_dead_letters(
+                session, filters, now=datetime.now(UTC), purge_all=purge_all
+            )
     click.echo(f"purged {purged}")

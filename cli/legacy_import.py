@@ -17,7 +17,7 @@ from tqdm import tqdm
 from db.session import session_scope
 from services import legacy_import
 from services.dispatch.enqueue import EnqueueReport, EnqueueRequest
-from settings import to_sqlalchemy_url
+from settings import get_settings, to_sqlalchemy_url
 
 
 @click.command("import-legacy")
@@ -28,6 +28,12 @@ def import_legacy_command(redis_url: str | None, postgres_url: str | None, batch
     """Enqueue the original's queued and in-flight tasks and ingest its parcels."""
     if not redis_url and not postgres_url:
         raise click.UsageError("give --redis-url and/or --postgres-url of the original gateway")
+    if get_settings().api_url:
+        # It reads what was already imported and writes parcels: the admin API has no route
+        # for either, and a migration is run by someone holding the database anyway.
+        raise click.ClickException(
+            "import-legacy works on the database directly: unset GATEWAY_API_URL"
+        )
     try:
         if redis_url:
             _import_tasks(redis_url, batch_size)
@@ -40,7 +46,7 @@ def import_legacy_command(redis_url: str | None, postgres_url: str | None, batch
 
 
 def _enqueue_legacy(requests: Sequence[EnqueueRequest]) -> EnqueueReport:
-    from tasks.dispatch_broker import enqueue_and_publish
+    from services.dispatch.broker_client import enqueue_and_publish
 
     return enqueue_and_publish(requests, request_id=legacy_import.LEGACY_REQUEST_ID)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 import click
 
 from services.errors import ServiceError
@@ -20,9 +22,26 @@ class GatewayGroup(click.Group):
             raise click.ClickException(exc.message) from exc
 
 
+PACKAGE = "taxlien-gateway"
+
+
+def gateway_version() -> str:
+    """The installed package's version; a source checkout that was never installed says so."""
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return "0+unknown (not installed)"
+
+
 @click.group(cls=GatewayGroup)
+@click.version_option(gateway_version(), prog_name="gatewayctl", message="%(prog)s %(version)s")
 def main() -> None:
-    """Operate the Taxlien Gateway: enqueue work, dead letters, platforms, workers, keys."""
+    """Operate the Taxlien Gateway: enqueue work, tasks, queues, dead letters, platforms,
+    workers, keys.
+
+    With GATEWAY_API_URL and GATEWAY_ADMIN_TOKEN set, commands go through the admin API
+    instead of the database.
+    """
 
 
 def register_commands() -> None:
@@ -38,6 +57,7 @@ def register_commands() -> None:
     from cli.ingest_rejects import ingest_rejects_group
     from cli.legacy_import import import_legacy_command
     from cli.platforms import platforms_group
+    from cli.tasks import tasks_group
     from cli.worker_tokens import worker_tokens_group
     from cli.workers import workers_group
 
@@ -48,6 +68,7 @@ def register_commands() -> None:
     main.add_command(platforms_group)
     main.add_command(import_legacy_command)
     main.add_command(worker_tokens_group)
+    main.add_command(tasks_group)
 
 
 register_commands()

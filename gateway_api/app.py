@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from db.session import configure_engine, configure_public_engine
+from gateway_api.api_docs import SERVER_ERRORS, TAGS, install_offline_docs
 from gateway_api.dispatch_metrics import install_dispatch_metrics
 from gateway_api.edge import EdgeGuardMiddleware
-from gateway_api.errors import ERROR_RESPONSES, install_error_handlers
+from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
 from gateway_api.routes import (
     admin_dead_letters,
     admin_ingest_rejects,
     admin_platforms,
+    admin_queues,
     admin_tasks,
     admin_worker_credentials,
     admin_workers,
@@ -62,9 +64,14 @@ def create_app() -> FastAPI:
         title="Taxlien Gateway",
         version="1.0.0",
         description="Task distribution for the parcel-scraping fleet and public parcel search.",
-        responses=ERROR_RESPONSES,
+        responses=SERVER_ERRORS,
+        openapi_tags=TAGS,
+        # Served from package files by install_offline_docs: FastAPI's own pages use a CDN.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
     )
+    install_offline_docs(app)
     install_error_handlers(app)
     install_public_api(app)
     # Added last, so outermost: the request id first, then caps and tokens before any body.
@@ -78,6 +85,7 @@ def create_app() -> FastAPI:
         task_leases,
         heartbeat,
         admin_tasks,
+        admin_queues,
         admin_dead_letters,
         admin_ingest_rejects,
         admin_workers,

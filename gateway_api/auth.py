@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
 from fastapi.concurrency import run_in_threadpool
 
 from db.session import session_scope
+from gateway_api.api_docs import ADMIN_TOKEN, WORKER_TOKEN
 from services.dispatch.worker_credentials import worker_id_problem
 from services.dispatch.worker_identity import (
     Credential,
@@ -107,7 +108,7 @@ def _identify_worker(request: Request, token: str | None, named: str | None) -> 
 
 async def require_worker(
     request: Request,
-    x_worker_token: Annotated[str | None, Header()] = None,
+    x_worker_token: Annotated[str | None, Security(WORKER_TOKEN)],
     x_worker_id: Annotated[
         str | None,
         Header(description="This worker's name; without it, one derived from token and host"),
@@ -126,7 +127,7 @@ async def require_worker(
     return await run_in_threadpool(_identify_worker, request, x_worker_token, x_worker_id)
 
 
-def require_admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:
+def require_admin(x_admin_token: Annotated[str | None, Security(ADMIN_TOKEN)]) -> None:
     if not is_token_accepted(x_admin_token, get_settings().admin_tokens):
         raise Unauthorized("missing or invalid X-Admin-Token")
 

@@ -16,12 +16,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import TaskStatus
 from db.session import session_scope
+from gateway_api.ledger_metrics import ledger_metric_families
 from gateway_api.metrics import register_live_collector
+from gateway_api.outcome_metrics import install_outcome_metrics
+from gateway_api.service_metrics import install_service_metrics
 from gateway_api.timed_cache import TimedCache
 from services.dispatch.failures import FailureReason
 from services.dispatch.ledger_stats import DispatchFigures, read_dispatch_figures
+from services.queues import PRIORITIES
 from settings import get_settings
-from tasks.queues import PRIORITIES
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,14 @@ def _read_figures() -> DispatchFigures:
 
 # The ledger is read at most once per GATEWAY_METRICS_CACHE_S, however often /metrics is hit.
 dispatch_figures = TimedCache(_read_figures, max_age_s=lambda: get_settings().metrics_cache_s)
+
+
+def enabled_platforms() -> list[str]:
+    """From the cached ledger figures; none while the database cannot be read."""
+    try:
+        return dispatch_figures.get().enabled_platforms
+    except SQLAlchemyError:
+        return []
 
 
 class DispatchCollector(Collector):
@@ -90,6 +101,7 @@ def dispatch_metric_families(figures: DispatchFigures) -> Iterator[GaugeMetricFa
     for state, n in sorted(figures.workers.items()):
         workers.add_metric([state], n)
     yield from (depth, held, retrying, dead, workers)
+    yield from ledger_metric_families(figures)
 
 
 def _zero_series(platforms: list[str]) -> dict[tuple[str, ...], int]:
@@ -109,8 +121,11 @@ _collector: DispatchCollector | None = None
 
 
 def install_dispatch_metrics() -> DispatchCollector:
-    """Register the collector once per process (create_app may run more than once)."""
+    """Register the collectors once per process (create_app may run more than once): the
+    ledger's figures, the task outcome totals, readiness and the service queues."""
     global _collector
+    install_outcome_metrics(enabled_platforms)
+    install_service_metrics()
     if _collector is None:
         _collector = DispatchCollector()
         register_live_collector(_collector)

@@ -1,7 +1,8 @@
 """Every error leaves the API in one envelope: {"error": {code, message, details?}, request_id}.
 
 Codes are the original gateway's UPPER_SNAKE ones (``services.errors.ErrorCode``); the
-envelope is documented on every route of the OpenAPI as ``ErrorEnvelope``.
+envelope is documented on every route of the OpenAPI as ``ErrorEnvelope``, for each status the
+route can answer (``gateway_api.api_docs``).
 """
 
 from __future__ import annotations
@@ -62,13 +63,6 @@ class ErrorEnvelope(BaseModel):
 
     error: ErrorBody
     request_id: str = Field(description="Also in the X-Request-ID header")
-
-
-# Every route may answer these; FastAPI's own 422 schema ({"detail": [...]}) is replaced too.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ErrorEnvelope, "description": "Client error"},
-    "5XX": {"model": ErrorEnvelope, "description": "Server error or dependency down"},
-}
 
 
 def public_error_code(code: str) -> str:

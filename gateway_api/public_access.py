@@ -17,13 +17,16 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import redis
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import ApiKey
+from gateway_api.api_docs import PUBLIC_API_KEY, PUBLIC_BEARER
 from gateway_api.deps import PublicSessionDep
 from gateway_api.schemas import Text
+from services.cache_redis import CACHE_REDIS_TIMEOUT_S, cache_redis
 from services.errors import Forbidden, NotFound, RateLimited, ServiceUnavailable, Unauthorized
 from services.public.api_keys import authenticate_api_key
 from services.public.client_address import client_identity
@@ -39,6 +42,9 @@ RATE_LIMIT_HITS = Counter(
     "tier: feature not in the tier)",
     ["tier", "limit"],
 )
+PUBLIC_REQUESTS = Counter(
+    "gateway_public_requests_total", "Public API calls by the caller's tier", ["tier"]
+)
 _STATE_KEY = "public_rate_limit"
 
 
@@ -52,9 +58,12 @@ class PublicClient:
 
 @lru_cache(maxsize=1)
 def get_redis() -> redis.Redis:
-    settings = get_settings()
-    url = settings.rate_limit_redis_url or settings.cache_url
-    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    url = get_settings().rate_limit_redis_url
+    if url is None:
+        return cache_redis()
+    return redis.Redis.from_url(
+        url, socket_timeout=CACHE_REDIS_TIMEOUT_S, socket_connect_timeout=CACHE_REDIS_TIMEOUT_S
+    )
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +77,7 @@ def get_quota_counter() -> QuotaCounter:
 
 
 def _take_token(request: Request, identity: str, tier: Tier) -> None:
+    PUBLIC_REQUESTS.labels(tier.name).inc()
     try:
         decision = get_rate_limiter().take(identity, tier)
     except redis.RedisError as exc:
@@ -103,12 +113,12 @@ def presented_api_key(x_api_key: str | None, authorization: str | None) -> str |
 def require_public_client(
     request: Request,
     session: PublicSessionDep,
-    x_api_key: Annotated[
-        Text | None, Header(max_length=256, description="Your API key; none = anonymous")
-    ] = None,
-    authorization: Annotated[
-        Text | None, Header(max_length=300, description="`Bearer <API key>`, as X-API-Key")
-    ] = None,
+    # The two ways to send the key, as security schemes of the OpenAPI (the Authorize button
+    # of /docs); the headers themselves are read and length-checked below.
+    _key_scheme: Annotated[str | None, Security(PUBLIC_API_KEY)],
+    _bearer_scheme: Annotated[HTTPAuthorizationCredentials | None, Security(PUBLIC_BEARER)],
+    x_api_key: Annotated[Text | None, Header(max_length=256, include_in_schema=False)] = None,
+    authorization: Annotated[Text | None, Header(max_length=300, include_in_schema=False)] = None,
 ) -> PublicClient:
     anonymous = client_identity(
         request.client.host if request.client else None,

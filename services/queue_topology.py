@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Platform
 from scrapers import registered_platforms
-from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
+from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
 
 SERVICE_QUEUES = (INGEST_QUEUE, MAINTENANCE_QUEUE)
 

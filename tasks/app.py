@@ -1,14 +1,13 @@
-"""The Celery application shared by workers, beat and every publisher."""
+"""The Celery application of workers and beat: the shared app object
+(``services.dispatch.celery_app``) with the worker-side signal handlers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
 from celery.signals import (
     after_setup_logger,
     beat_init,
-    before_task_publish,
     task_postrun,
     task_prerun,
     worker_process_init,
@@ -16,12 +15,11 @@ from celery.signals import (
 
 from db.session import configure_engine
 from observability.logs import configure_logging
-from observability.request_context import get_request_id, set_request_id
+from observability.request_context import set_request_id
+from services.dispatch.celery_app import app
 from settings import get_settings
 
-app = Celery("taxlien")
-app.config_from_object("celeryconfig")
-app.conf.include = ["tasks.maintenance", "tasks.ingest", "tasks.scrape", "tasks.dispatch_jobs"]
+__all__ = ["app"]
 
 
 @worker_process_init.connect
@@ -39,13 +37,6 @@ def _make_beat_engine(**_: Any) -> None:
 def _use_structured_logs(**_: Any) -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, as_json=settings.log_json)
-
-
-@before_task_publish.connect
-def _carry_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    request_id = get_request_id()
-    if headers is not None and request_id and "request_id" not in headers:
-        headers["request_id"] = request_id
 
 
 @task_prerun.connect

@@ -10,6 +10,11 @@ import logging
 from datetime import UTC, datetime
 
 from db.session import session_scope
+from services.dispatch.broker_client import (
+    publish_scrape_messages,
+    read_queue_depths,
+    restore_expired_unacked,
+)
 from services.dispatch.publishing import (
     count_published_queued,
     find_unpublished,
@@ -19,11 +24,6 @@ from services.dispatch.publishing import (
 from services.dispatch.reaper import reap_expired_leases, reap_stale_workers
 from settings import get_settings
 from tasks.app import app
-from tasks.dispatch_broker import (
-    publish_scrape_messages,
-    read_queue_depths,
-    restore_expired_unacked,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.session import get_engine, session_scope
-from services.ingest.metrics import metrics_redis, record_ingest_counts_safely
+from services.ingest.metrics import record_ingest_counts_safely
 from services.ingest.pipeline import (
     BatchResult,
     DatabaseUnavailable,
@@ -36,9 +36,10 @@ from services.ingest.pipeline import (
     reject_whole_batch,
     write_with_retries,
 )
+from services.metrics_redis import metrics_redis
+from services.queues import INGEST_QUEUE
 from settings import get_settings
 from tasks.app import app
-from tasks.queues import INGEST_QUEUE
 
 logger = logging.getLogger(__name__)
 

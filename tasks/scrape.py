@@ -25,17 +25,18 @@ from celery.exceptions import SoftTimeLimitExceeded
 from db.models import ScrapeTask
 from db.session import session_scope
 from scrapers import ScrapeFailed, ScrapeTarget, get_scraper
+from services.dispatch.broker_client import run_lease_s
+from services.dispatch.envelopes import SCRAPE_TASK_NAME
 from services.dispatch.failures import FailureReason
 from services.dispatch.running import claim_run, fail_run, running_holder
 from tasks.app import app
-from tasks.dispatch_broker import run_lease_s
 from tasks.ingest import INGEST_TASK_NAME
 
 logger = logging.getLogger(__name__)
 HOLDER_PING_TIMEOUT_S = 3.0
 
 
-@app.task(name="scrape.parcel", bind=True, ignore_result=True)
+@app.task(name=SCRAPE_TASK_NAME, bind=True, ignore_result=True)
 def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
     task_id = uuid.UUID(str(envelope["task_id"]))
     me = str(self.request.hostname or "celery")

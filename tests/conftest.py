@@ -156,6 +156,16 @@ def api_client(api_app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
         yield client
 
 
+@pytest.fixture(scope="module")
+def running_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real API process (``python -m gateway_api``) on the test servers. Per module: a
+    second process listens for work wake-ups and holds connections, which tests of those
+    count, so it must not outlive the tests that use it."""
+    from tests.api_process import serve_api_process
+
+    yield from serve_api_process(tmp_path_factory.mktemp("api"))
+
+
 @pytest.fixture
 def worker_headers() -> dict[str, str]:
     return {"X-Worker-Token": WORKER_TOKEN, "X-Worker-ID": "worker-test-1"}

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.dispatch.ledger_stats import ledger_balance
-from tasks.queues import scrape_queue_name
+from services.queues import scrape_queue_name
 
 
 def enqueue(
@@ -40,8 +40,8 @@ def enqueue(
 
 
 def queue_depth(platform: str, priority: int = 3, *, queue: str | None = None) -> int:
+    from services.dispatch.broker_client import queue_for
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
 
     name = queue or scrape_queue_name(platform, priority)
     with app.connection_for_write() as connection:
@@ -153,9 +153,9 @@ def silence_workers(seconds: int) -> None:
 @pytest.fixture
 def clean_dispatch_queues() -> Iterator[None]:
     """Empty the scrape and ingest queues first: a RabbitMQ broker is not flushed between tests."""
+    from services.dispatch.broker_client import queue_for
+    from services.queues import INGEST_QUEUE, scrape_queue_names
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
-    from tasks.queues import INGEST_QUEUE, scrape_queue_names
 
     with app.connection_for_write() as connection:
         channel = connection.channel()
@@ -172,8 +172,8 @@ def clean_dispatch_queues() -> Iterator[None]:
 def publish_duplicate(session: Session, task_id: uuid.UUID) -> None:
     """A second message for the same ledger row, as a redelivery or a re-publish race makes."""
     from db.models import ScrapeTask
+    from services.dispatch.broker_client import publish_scrape_messages
     from services.dispatch.envelopes import scrape_message
-    from tasks.dispatch_broker import publish_scrape_messages
 
     task = session.get(ScrapeTask, task_id)
     assert task is not None
@@ -209,7 +209,7 @@ def poll_with_every_broker_connection_held(
     api_client: TestClient, worker_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Any:
     """``GET /internal/work`` while the test holds every pooled broker connection."""
-    from tasks import dispatch_broker
+    from services.dispatch import broker_client as dispatch_broker
     from tasks.app import app
 
     monkeypatch.setattr(dispatch_broker, "POOL_ACQUIRE_TIMEOUT_S", 0.2)

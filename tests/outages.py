@@ -13,7 +13,7 @@ import socket
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 
 _DEFAULT_PORTS = {"amqp": 5672, "pyamqp": 5672, "redis": 6379}
 

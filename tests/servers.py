@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
+from gateway_localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 from tests.celery_workers import REPO_ROOT
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.dispatch_helpers import clean_dispatch_queues

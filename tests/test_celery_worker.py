@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tasks.queues import MAINTENANCE_QUEUE
+from services.queues import MAINTENANCE_QUEUE
 from tests.celery_workers import WorkerProcess
 
 

@@ -18,12 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from localstack.servers import find_free_port
-from tasks.queues import INGEST_QUEUE, scrape_queue_names
+from gateway_localstack.servers import find_free_port
+from services.queues import INGEST_QUEUE, scrape_queue_names
+from tasks.dispatch_jobs import reap_leases
 from tests.celery_workers import REPO_ROOT, WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     clean_dispatch_queues,
     enqueue,
+    expire_leases,
     lease,
     poll_with_every_broker_connection_held,
 )
@@ -34,6 +36,52 @@ DASHBOARD = REPO_ROOT / "ops" / "grafana" / "dashboards" / "gateway.json"
 Labels = dict[str, str]
 # Each panel, the series it reads, and the labels of the series the actions below move.
 PANEL_SERIES: dict[str, tuple[str, Labels]] = {
+    "Throughput (tasks succeeded/min)": (
+        "gateway_tasks_finished_total",
+        {"platform": "demo", "outcome": "succeeded"},
+    ),
+    "Success rate": ("gateway_tasks_finished_total", {"platform": "demo"}),
+    "Oldest queued task": ("gateway_oldest_queued_age_seconds", {"platform": "demo"}),
+    "Dead letters": ("gateway_dead_letters", {"platform": "demo"}),
+    "Workers up": ("gateway_workers", {"state": "alive"}),
+    "Ingest lag (messages)": ("gateway_broker_queue_messages", {"queue": "ingest"}),
+    "Tasks finished/min by platform and outcome": (
+        "gateway_tasks_finished_total",
+        {"platform": "demo", "outcome": "retried"},
+    ),
+    "Tasks enqueued/min by platform": ("gateway_tasks_enqueued_total", {"platform": "demo"}),
+    "Leases taken back/min by reason": (
+        "gateway_leases_expired_total",
+        {"platform": "demo", "reason": "lease_expired"},
+    ),
+    "Fenced-off calls/min by action": (
+        "gateway_fenced_off_total",
+        {"platform": "demo", "action": "complete"},
+    ),
+    "Task wait p50 / p95 by platform": (
+        "gateway_task_wait_seconds_bucket",
+        {"platform": "demo", "le": "+Inf"},
+    ),
+    "Task run p50 / p95 by platform": (
+        "gateway_task_run_seconds_bucket",
+        {"platform": "demo", "le": "+Inf"},
+    ),
+    "Oldest queued task age by platform and priority": (
+        "gateway_oldest_queued_age_seconds",
+        {"platform": "demo", "priority": "3"},
+    ),
+    "Ledger balance": ("gateway_ledger_tasks", {"term": "enqueued"}),
+    "Result items refused or rejected/min by reason": (
+        "gateway_ingest_rows_total",
+        {"outcome": "rejected"},
+    ),
+    "Ingest chunk size p50 / p95 (items)": ("gateway_ingest_chunk_size_bucket", {"le": "+Inf"}),
+    "Ingest backlog: messages in the service queues": (
+        "gateway_broker_queue_messages",
+        {"queue": "ingest"},
+    ),
+    "Readiness by check": ("gateway_readiness_check", {"check": "database"}),
+    "Public API calls/s by tier": ("gateway_public_requests_total", {"tier": "anonymous"}),
     "API requests/s by route": ("gateway_requests_total", {"path": "/internal/work"}),
     "API 5xx responses/s": ("gateway_requests_total", {"path": "/internal/work", "status": "503"}),
     "API p95 latency by route": (
@@ -74,6 +122,8 @@ PANEL_SERIES: dict[str, tuple[str, Labels]] = {
         {"task": "scrape.parcel", "le": "+Inf"},
     ),
 }
+# Levels rather than counts: they are checked to be up, not to move.
+STEADY_PANELS = {"Readiness by check"}
 
 
 def series_value(metrics_text: str, name: str, labels: Labels) -> float:
@@ -93,7 +143,7 @@ def panel_value(metrics_text: str, title: str) -> float:
 
 def test_every_dashboard_panel_has_its_series_checked_here() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
-    panels = {panel["title"]: panel for panel in dashboard["panels"]}
+    panels = {panel["title"]: panel for panel in dashboard["panels"] if panel["type"] != "row"}
 
     assert set(panels) == set(PANEL_SERIES)
     for title, (name, _) in PANEL_SERIES.items():
@@ -142,6 +192,31 @@ def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
             fail_url.format(task["task_id"]), json=body, headers=worker_headers
         )
         assert failed.status_code == 200, failed.text
+    # A lease that is taken back, after its holder was fenced off with a stale token.
+    enqueue(api_client, admin_headers, ["DASH-4"])
+    (extra,) = lease(api_client, worker_headers)
+    stale = api_client.post(
+        f"/internal/tasks/{extra['task_id']}/complete",
+        json={"lease_token": extra["lease_token"] + 1000},
+        headers=worker_headers,
+    )
+    assert stale.status_code == 409, stale.text
+    expire_leases()
+    assert reap_leases()["expired"] == 1
+    # A result accepted while no ingest worker runs waits in the ingest queue.
+    waiting = {
+        "task_id": None, "parcel_id": "DASH-WAITING", "platform": "demo", "state": "FL",
+        "county": "dixie", "data": {"owner": "DOE JANE"},
+        "scraped_at": "2026-11-01T12:00:00+00:00",
+    }  # fmt: skip
+    async_headers = {**worker_headers, "Prefer": "respond-async"}
+    accepted = api_client.post("/internal/results", json=[waiting], headers=async_headers)
+    assert accepted.status_code == 202, accepted.text
+    backlog = metrics()
+    refused = api_client.post(
+        "/internal/results", json=[{**waiting, "parcel_id": ""}], headers=async_headers
+    )
+    assert refused.json()["failed"] == 1, refused.text
     celery_worker_factory([INGEST_QUEUE])
     unparsable = {"owner": "SMITH JOHN", "total_due": "ask the clerk"}
     result = {
@@ -157,10 +232,18 @@ def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
 
     moved_by = {
         "Queue depth by platform and priority": queued,
+        "Oldest queued task": queued,
+        "Oldest queued task age by platform and priority": queued,
         "Tasks held by workers": held,
         "HTTP workers by state": held,
+        "Workers up": held,
+        "Ingest lag (messages)": backlog,
+        "Ingest backlog: messages in the service queues": backlog,
     }
     for title in gateway_panels:
+        if title in STEADY_PANELS:
+            assert panel_value(after, title) > 0, title
+            continue
         assert panel_value(moved_by.get(title, after), title) > panel_value(before, title), title
     # One unparsable value was ingested once: counted once, not once per code path.
     unparsed = "Unparsed scraped values/s by field"

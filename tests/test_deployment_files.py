@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +15,9 @@ from tests.celery_workers import REPO_ROOT
 
 STACK = {
     "postgres", "redis", "migrate", "api", "worker", "service-worker", "beat", "flower",
-    "prometheus", "grafana",
+    "prometheus", "grafana", "rabbitmq",
 }  # fmt: skip
+PROFILES = {"prometheus": ["monitoring"], "grafana": ["monitoring"], "rabbitmq": ["rabbitmq"]}
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +27,23 @@ def compose() -> dict[str, Any]:
 
 def test_compose_runs_the_whole_stack(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == STACK
+
+
+def test_monitoring_and_rabbitmq_are_profiles_and_the_rest_always_runs(
+    compose: dict[str, Any],
+) -> None:
+    profiles = {
+        name: spec["profiles"] for name, spec in compose["services"].items() if "profiles" in spec
+    }
+    assert profiles == PROFILES
+
+
+def test_env_example_sets_every_variable_the_compose_file_requires() -> None:
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
+    example = (REPO_ROOT / ".env.example").read_text().splitlines()
+    assigned = {line.split("=", 1)[0] for line in example if re.match(r"^[A-Z_]+=", line)}
+    assert required and required <= assigned
 
 
 def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
@@ -70,10 +89,12 @@ def test_prometheus_scrapes_the_api_and_flower() -> None:
     assert targets == {"api:8081", "flower:5555"}
 
 
-def test_the_image_installs_the_pinned_requirements() -> None:
+def test_the_image_installs_the_locked_requirements_and_checks_its_health() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    assert "pip install -r requirements.txt" in dockerfile
+    assert "pip install --require-hashes -r requirements.txt" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
     assert "USER gateway" in dockerfile
+    assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
 
 
 @pytest.mark.skipif(
@@ -82,7 +103,8 @@ def test_the_image_installs_the_pinned_requirements() -> None:
 def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
     env = {
         "POSTGRES_PASSWORD": "x", "GATEWAY_WORKER_TOKENS": "w", "GATEWAY_ADMIN_TOKENS": "a",
-        "FLOWER_BASIC_AUTH": "u:p", "GRAFANA_ADMIN_PASSWORD": "g", "PATH": "/usr/bin:/bin",
+        "FLOWER_BASIC_AUTH": "u:p", "GRAFANA_ADMIN_PASSWORD": "g", "RABBITMQ_PASSWORD": "r",
+        "GATEWAY_CURSOR_SECRET": "c" * 16, "PATH": "/usr/bin:/bin",
     }  # fmt: skip
     result = subprocess.run(
         ["docker-compose", "-f", str(REPO_ROOT / "docker-compose.yml"), "config", "--quiet"],

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
 from tasks.dispatch_jobs import reap_leases, republish_due_retries
-from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
 from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
@@ -46,8 +46,8 @@ def wait_for_status(db_session: Session, task_id: uuid.UUID, status: str) -> dic
 
 def take_ingest_items() -> list[dict[str, Any]]:
     """Drain the ingest queue (no ingest worker runs here) and return the result items."""
+    from services.dispatch.broker_client import queue_for
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
 
     items: list[dict[str, Any]] = []
     with app.connection_for_write() as connection:
@@ -294,8 +294,8 @@ def test_a_task_handed_back_by_a_dead_node_is_taken_over_by_another_node_at_once
 
     import redis
 
+    from services.dispatch.broker_client import restore_expired_unacked
     from settings import get_settings
-    from tasks.dispatch_broker import restore_expired_unacked
 
     [task_id] = enqueue(api_client, admin_headers, ["NODE-1"])
     doomed = celery_worker_factory(DEMO_QUEUES, extra_env={"GATEWAY_DEMO_SCRAPE_DELAY_S": "60"})

@@ -51,8 +51,10 @@ def test_a_csv_reports_invalid_rows_by_line(tmp_path: Path, db_session: Session)
 
     result = CliRunner().invoke(main, ["enqueue", str(csv_file), "--county", "dixie"])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "enqueued 1, already active 0, invalid 4" in result.output
+    assert "rejected 4 lines: " in result.output
+    assert "unknown platform (1)" in result.output
     assert "line 3: unknown platform 'nosuch'" in result.output
     assert "line 4: parcel_id is empty" in result.output
     assert "line 5: priority 'high' is not a number" in result.output
@@ -76,13 +78,13 @@ def test_dead_letters_can_be_listed_shown_redriven_and_purged(
     runner = CliRunner()
 
     listed = runner.invoke(main, ["dead-letters", "list", "--reason", "parser_bug"])
-    shown = runner.invoke(main, ["dead-letters", "show", str(ids[0])])
+    shown = runner.invoke(main, ["dead-letters", "show", str(ids[0]), "--json"])
     redriven = runner.invoke(main, ["dead-letters", "redrive", "--id", str(ids[0])])
     purged = runner.invoke(main, ["dead-letters", "purge", "--platform", "demo", "--yes"])
     missing = runner.invoke(main, ["dead-letters", "show", str(ids[0])])
 
     assert listed.exit_code == 0 and all(str(i) in listed.output for i in ids)
-    assert '"reason": "parser_bug"' in shown.output and "KeyError" in shown.output
+    assert '"last_error_reason": "parser_bug"' in shown.output and "KeyError" in shown.output
     assert "re-driven 1" in redriven.output
     assert "purged 1" in purged.output
     assert missing.exit_code == 1 and "does not exist" in missing.output

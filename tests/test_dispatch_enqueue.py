@@ -122,14 +122,14 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
     db_session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from db.session import session_scope
+    from services.dispatch import broker_client
     from services.dispatch.publishing import find_unpublished
-    from tasks import dispatch_broker
 
     requests = [EnqueueRequest("demo", "FL", "dixie", f"S-{n}") for n in range(7)]
     messages = enqueue_tasks(db_session, requests).messages
     db_session.commit()
     seen_unpublished: list[set[Any]] = []
-    send = dispatch_broker.send_scrape_message
+    send = broker_client.send_scrape_message
 
     def send_and_look(*args: Any, **kwargs: Any) -> None:
         # What the periodic re-publisher would pick up at this moment (grace already over).
@@ -138,10 +138,10 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
         seen_unpublished.append({message.task_id for message in found})
         send(*args, **kwargs)
 
-    monkeypatch.setattr(dispatch_broker, "PUBLISH_MARK_EVERY", 3)
-    monkeypatch.setattr(dispatch_broker, "send_scrape_message", send_and_look)
+    monkeypatch.setattr(broker_client, "PUBLISH_MARK_EVERY", 3)
+    monkeypatch.setattr(broker_client, "send_scrape_message", send_and_look)
 
-    assert dispatch_broker.publish_scrape_messages(messages) == 7
+    assert broker_client.publish_scrape_messages(messages) == 7
 
     ids = [message.task_id for message in messages]
     assert seen_unpublished[6] == set(ids[6:])  # the first two slices were marked already
@@ -153,8 +153,8 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
 def test_a_queued_task_whose_message_vanished_is_published_again(
     api_client: TestClient, admin_headers: dict[str, str], db_session: Session
 ) -> None:
+    from services.dispatch.broker_client import queue_for
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
     from tasks.dispatch_jobs import republish_vanished
 
     [kept, _lost] = enqueue(api_client, admin_headers, ["V-1", "V-2"])
@@ -179,10 +179,11 @@ def test_tasks_published_while_the_queues_are_read_are_not_taken_for_vanished(
     db_session: Session,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks import dispatch_broker, dispatch_jobs
+    from services.dispatch import broker_client
+    from tasks import dispatch_jobs
 
     enqueue(api_client, admin_headers, ["R-1", "R-2"])
-    read_queue_depths = dispatch_broker.read_queue_depths
+    read_queue_depths = broker_client.read_queue_depths
 
     def read_then_enqueue_more(keys: Any) -> Any:
         depths = read_queue_depths(keys)
@@ -201,10 +202,11 @@ def test_a_task_leased_while_the_queues_are_read_is_not_taken_for_vanished(
     worker_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks import dispatch_broker, dispatch_jobs
+    from services.dispatch import broker_client
+    from tasks import dispatch_jobs
 
     enqueue(api_client, admin_headers, ["L-1", "L-2"])
-    read_queue_depths = dispatch_broker.read_queue_depths
+    read_queue_depths = broker_client.read_queue_depths
 
     def lease_then_read(keys: Any) -> Any:
         assert len(lease(api_client, worker_headers)) == 1  # between the count and the read

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -258,7 +259,7 @@ def test_metrics_report_zero_for_every_enabled_platform_once_its_queues_drain(
 _TAKE_AND_DIE = """
 import os, signal
 from tasks.app import app
-from tasks.dispatch_broker import queue_for
+from services.dispatch.broker_client import queue_for
 
 connection = app.connection_for_write()
 channel = connection.channel()
@@ -333,7 +334,7 @@ def test_on_redis_a_message_unacked_past_the_visibility_timeout_is_restored_by_t
 _TAKE_BATCH_AND_DIE = """
 import os, signal
 from services.dispatch.lease_loop import queue_levels
-from tasks.dispatch_broker import message_source, pooled_connection
+from services.dispatch.broker_client import message_source, pooled_connection
 
 with pooled_connection() as connection:
     taken = message_source(connection).take(queue_levels(["demo"]), 5)
@@ -368,11 +369,10 @@ def test_on_redis_a_batch_taken_by_the_fast_path_of_a_killed_process_is_restored
     assert crashed.returncode == -9
     assert_queue_depth(0, "demo")  # held as unacked, in kombu's own keys
     broker = redis.Redis.from_url(settings.celery_broker_url)
-    tags = broker.zrange("unacked_index", 0, -1)
+    tags = [cast(bytes, tag) for tag in broker.zrange("unacked_index", 0, -1)]
     assert len(tags) == 2
-    broker.zadd(
-        "unacked_index", {tag: time.time() - settings.visibility_timeout_s - 60 for tag in tags}
-    )
+    overdue = time.time() - settings.visibility_timeout_s - 60
+    broker.zadd("unacked_index", dict.fromkeys(tags, overdue))
     broker.close()
 
     assert republish_vanished(grace_s=3600) == 0  # only kombu's own restore brings them back

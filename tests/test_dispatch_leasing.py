@@ -88,7 +88,7 @@ def test_a_long_poll_returns_as_soon_as_work_arrives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from gateway_api.routes import work
-    from tasks.dispatch_broker import lease_from_broker as real_lease
+    from services.dispatch.broker_client import lease_from_broker as real_lease
 
     found_nothing = threading.Event()
 
@@ -377,7 +377,7 @@ def test_concurrent_pollers_lease_every_task_exactly_once(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from tasks.dispatch_broker import lease_from_broker
+    from services.dispatch.broker_client import lease_from_broker
 
     ids = enqueue(api_client, admin_headers, [f"CC-{i:03d}" for i in range(120)])
     publish_duplicate(db_session, ids[0])  # a duplicate in the mix must not be leased twice

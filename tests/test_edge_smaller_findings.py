@@ -85,5 +85,5 @@ def test_flower_gets_its_password_from_the_environment_and_stays_off_the_host() 
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
     for internal in ("flower", "prometheus"):
         assert "ports" not in services[internal], internal
-    stack_source = Path(REPO_ROOT / "localstack" / "stack.py").read_text()
+    stack_source = Path(REPO_ROOT / "gateway_localstack" / "stack.py").read_text()
     assert "--basic-auth" not in stack_source and "FLOWER_BASIC_AUTH" in stack_source

@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from localstack import servers
-from localstack.servers import EmbeddedRedis, PortTaken, find_free_port, start_redis_on_a_free_port
+from gateway_localstack import servers
+from gateway_localstack.servers import (
+    EmbeddedRedis,
+    PortTaken,
+    find_free_port,
+    start_redis_on_a_free_port,
+)
 
 
 @pytest.fixture

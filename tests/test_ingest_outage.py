@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from localstack.servers import EmbeddedPostgres
-from tasks.queues import INGEST_QUEUE
+from gateway_localstack.servers import EmbeddedPostgres
+from services.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.conftest import run_migrations
 from tests.waiting import wait_for

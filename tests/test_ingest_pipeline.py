@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tasks.queues import INGEST_QUEUE
+from services.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.session import session_scope
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 from services.ingest import ingest_result_items
 from services.ingest.database_faults import DatabaseFault, classify_database_error
 from tests.test_ingest_batch import parcels, result_item, snapshot_count
@@ -105,7 +105,7 @@ def test_a_python_error_is_the_items_fault() -> None:
 
 
 def test_the_ingest_metrics_redis_client_gives_up_after_two_seconds() -> None:
-    from services.ingest.metrics import metrics_redis
+    from services.metrics_redis import metrics_redis
 
     options = metrics_redis().connection_pool.connection_kwargs
     assert (options["socket_connect_timeout"], options["socket_timeout"]) == (2.0, 2.0)

@@ -138,9 +138,9 @@ def legacy_postgres_url(test_servers: TestServers) -> Iterator[str]:
 @pytest.fixture
 def clean_legacy_queues() -> None:
     """A RabbitMQ broker is not flushed between tests: empty the queues this test reads."""
+    from services.dispatch.broker_client import queue_for
+    from services.queues import scrape_queue_names
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
-    from tasks.queues import scrape_queue_names
 
     with app.connection_for_write() as connection:
         channel = connection.channel()

@@ -25,8 +25,8 @@ from services.dispatch.work_requests import parse_capacity
 from services.dispatch.worker_identity import Credential, derived_worker_id
 from services.ingest import validate_result_items
 from services.ingest.result_answers import item_label, prefers_respond_async
+from services.queues import INGEST_QUEUE
 from settings import ConfigurationError, load_settings
-from tasks.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.conftest import WORKER_TOKEN
 from tests.dispatch_helpers import clean_dispatch_queues, enqueue, task_row

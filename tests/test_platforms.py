@@ -22,9 +22,9 @@ ORIGINAL_AND_FLEET_PLATFORMS = ["beacon", "qpublic", "floridatax", "tyler", "bid
 @pytest.fixture
 def county_platform() -> Iterator[str]:
     """A platform's queues emptied first: a RabbitMQ broker is not flushed between tests."""
+    from services.dispatch.broker_client import queue_for
+    from services.queues import scrape_queue_names
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
-    from tasks.queues import scrape_queue_names
 
     name = "levy_gis"
     with app.connection_for_write() as connection:

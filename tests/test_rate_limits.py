@@ -247,7 +247,7 @@ def test_without_redis_the_public_api_fails_closed_with_503(
     api_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gateway_api import public_access
-    from localstack.servers import find_free_port
+    from gateway_localstack.servers import find_free_port
 
     unreachable = redis.Redis(port=find_free_port(), socket_connect_timeout=0.2)
     monkeypatch.setattr(public_access, "get_rate_limiter", lambda: RateLimiter(unreachable))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
+from gateway_localstack.servers import EmbeddedPostgres, EmbeddedRedis, start_redis_on_a_free_port
 from settings import get_settings
 from tests.outages import TcpProxy
 

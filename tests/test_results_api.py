@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from db.models import Parcel
-from tasks.queues import INGEST_QUEUE
+from services.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.outages import TcpProxy
 from tests.waiting import wait_for

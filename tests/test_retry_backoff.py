@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from services.queues import scrape_queue_names
 from tasks.dispatch_jobs import republish_due_retries
-from tasks.queues import scrape_queue_names
 from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,

@@ -83,7 +83,7 @@ def wait_until_waiting(app: FastAPI, count: int) -> None:
 
 def silence_announcements(monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing goes on; its announcements are lost."""
-    from tasks import dispatch_broker
+    from services.dispatch import broker_client as dispatch_broker
 
     monkeypatch.setattr(dispatch_broker, "announce_published", lambda *a, **k: False)
 

@@ -3,7 +3,14 @@
 from db.models.api_keys import ApiKey
 from db.models.fleet import LEASE_TOKEN_SEQUENCE, Worker, WorkerCommand, WorkerCommandKind
 from db.models.ingest_rejects import IngestReject, RejectReason
-from db.models.ledger import ACTIVE_STATUSES, FINAL_STATUSES, Platform, ScrapeTask, TaskStatus
+from db.models.ledger import (
+    ACTIVE_STATUSES,
+    ACTIVE_STATUSES_SQL,
+    FINAL_STATUSES,
+    Platform,
+    ScrapeTask,
+    TaskStatus,
+)
 from db.models.parcel_search import SEARCH_INDEXES
 from db.models.parcels import Parcel, ParcelSnapshot
 from db.models.raw_files import RawFile
@@ -11,6 +18,7 @@ from db.models.worker_credentials import WorkerCredential, WorkerIdentityClaim
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "ACTIVE_STATUSES_SQL",
     "FINAL_STATUSES",
     "LEASE_TOKEN_SEQUENCE",
     "SEARCH_INDEXES",

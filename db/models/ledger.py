@@ -42,7 +42,8 @@ ACTIVE_STATUSES = (
 )
 FINAL_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED)
 
-_ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
+# The active statuses as SQL literals, for raw SQL and the partial unique index's predicate.
+ACTIVE_STATUSES_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
 _ALL_SQL = ", ".join(f"'{status.value}'" for status in TaskStatus)
 
 
@@ -105,7 +106,7 @@ class ScrapeTask(Base):
             "county",
             "parcel_key",
             unique=True,
-            postgresql_where=text(f"status IN ({_ACTIVE_SQL})"),
+            postgresql_where=text(f"status IN ({ACTIVE_STATUSES_SQL})"),
         ),
         Index("ix_scrape_tasks_status_due_at", "status", "due_at"),
         Index(

@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from gateway_api.routes.admin_tasks import TaskOut, task_out
-from gateway_api.schemas import AgeSeconds, Int32, PlatformName, Text
+from gateway_api.schemas import AgeSeconds, Int32, PlatformName
 from services.dispatch.dead_letters import (
     MAX_PAGE,
     DeadLetterFilter,
@@ -21,10 +22,12 @@ from services.dispatch.dead_letters import (
     purge_dead_letters,
     redrive_dead_letters,
 )
+from services.dispatch.failures import FailureReason
 from settings import get_settings
 
-router = APIRouter(prefix="/admin/dead-letters", tags=["admin"])
-Reason = Annotated[Text, Field(max_length=64)]
+router = APIRouter(prefix="/admin/dead-letters", tags=["admin"], responses=ADMIN_ERRORS)
+# The reasons are a closed set (workers' other words are recorded as `other`).
+Reason = FailureReason
 MAX_REDRIVE = 10_000
 
 
@@ -70,7 +73,11 @@ class PurgeOut(BaseModel):
     purged: int
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List dead letters",
+    responses=error_responses(422),
+)
 def list_dead(
     _: AdminDep,
     session: SessionDep,
@@ -89,13 +96,21 @@ def list_dead(
     return DeadLetterList(items=[task_out(task) for task in tasks])
 
 
-@router.get("/{task_id}")
+@router.get(
+    "/{task_id}",
+    summary="Get a dead letter",
+    responses=error_responses(404, 422),
+)
 def get_dead(task_id: uuid.UUID, _: AdminDep, session: SessionDep) -> TaskOut:
     """One dead letter with its error history."""
     return task_out(get_dead_letter(session, task_id))
 
 
-@router.post("/redrive")
+@router.post(
+    "/redrive",
+    summary="Re-drive dead letters",
+    responses=error_responses(413, 422),
+)
 def redrive_dead(body: RedriveIn, _: AdminDep, session: SessionDep) -> RedriveOut:
     """Give dead letters fresh attempts; they re-enter their queues at ``rate_per_s``."""
     report = redrive_dead_letters(
@@ -114,7 +129,11 @@ def redrive_dead(body: RedriveIn, _: AdminDep, session: SessionDep) -> RedriveOu
     )
 
 
-@router.post("/purge")
+@router.post(
+    "/purge",
+    summary="Purge dead letters",
+    responses=error_responses(413, 422),
+)
 def purge_dead(body: PurgeIn, _: AdminDep, session: SessionDep) -> PurgeOut:
     """Drop dead letters for good (they stay in the ledger as cancelled)."""
     purged = purge_dead_letters(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from db.models import IngestReject, RejectReason
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from services.ingest.rejects import (
@@ -22,7 +23,7 @@ from services.ingest.rejects import (
 from settings import get_settings
 from tasks.ingest import publish_result_chunks
 
-router = APIRouter(prefix="/admin/ingest-rejects", tags=["admin"])
+router = APIRouter(prefix="/admin/ingest-rejects", tags=["admin"], responses=ADMIN_ERRORS)
 MAX_PAGE = 500
 MAX_BATCH = 10_000
 MAX_AGE_S = 100 * 365 * 86_400
@@ -82,7 +83,11 @@ def reject_out(reject: IngestReject, *, with_payload: bool = False) -> RejectOut
     )
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List ingest rejects",
+    responses=error_responses(422),
+)
 def list_ingest_rejects(
     _: AdminDep,
     session: SessionDep,
@@ -95,7 +100,11 @@ def list_ingest_rejects(
     return RejectList(items=[reject_out(r) for r in rejects], counts=count_rejects(session))
 
 
-@router.get("/{reject_id}")
+@router.get(
+    "/{reject_id}",
+    summary="Get an ingest reject",
+    responses=error_responses(404, 422),
+)
 def get_ingest_reject(
     reject_id: Annotated[int, Path(ge=1, le=2**62)], _: AdminDep, session: SessionDep
 ) -> RejectOut:
@@ -103,7 +112,11 @@ def get_ingest_reject(
     return reject_out(get_reject(session, reject_id), with_payload=True)
 
 
-@router.post("/reingest")
+@router.post(
+    "/reingest",
+    summary="Re-ingest rejects",
+    responses=error_responses(413, 422),
+)
 def reingest_ingest_rejects(body: ReingestIn, _: AdminDep, session: SessionDep) -> ReingestOut:
     """Send matching rejects back to the ingest queue (after the fault that held them is fixed)."""
     chunk_size = get_settings().ingest_chunk_size
@@ -117,7 +130,11 @@ def reingest_ingest_rejects(body: ReingestIn, _: AdminDep, session: SessionDep) 
     return ReingestOut(reingested=count)
 
 
-@router.post("/purge")
+@router.post(
+    "/purge",
+    summary="Purge ingest rejects",
+    responses=error_responses(413, 422),
+)
 def purge_ingest_rejects(body: PurgeIn, _: AdminDep, session: SessionDep) -> PurgeOut:
     """Delete matching rejects for good (at least one of ids, reason, age)."""
     created_before = (

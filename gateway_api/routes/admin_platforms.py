@@ -9,12 +9,13 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.models import Platform
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from services.dispatch import platforms as platform_service
 from settings import get_settings
 
-router = APIRouter(prefix="/admin/platforms", tags=["admin"])
+router = APIRouter(prefix="/admin/platforms", tags=["admin"], responses=ADMIN_ERRORS)
 
 PlatformName = Annotated[str, Path(max_length=64, description="e.g. qpublic")]
 MaxRetries = Annotated[
@@ -107,14 +108,22 @@ class UpdatePlatformIn(BaseModel):
         return platform_service.PlatformChanges(**sent)
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List platforms",
+)
 def list_platforms(_: AdminDep, session: SessionDep) -> PlatformListOut:
     """Every platform, enabled or not, with its retry policy."""
     rows = platform_service.list_platforms(session)
     return PlatformListOut(platforms=[PlatformOut.from_platform(p) for p in rows])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a platform",
+    responses=error_responses(409, 413, 422),
+)
 def create_platform(body: CreatePlatformIn, _: AdminDep, session: SessionDep) -> PlatformOut:
     """Add a platform; its scrape queues exist from its first task on. 409 if it exists."""
     platform = platform_service.add_platform(
@@ -128,13 +137,21 @@ def create_platform(body: CreatePlatformIn, _: AdminDep, session: SessionDep) ->
     return PlatformOut.from_platform(platform)
 
 
-@router.get("/{name}")
+@router.get(
+    "/{name}",
+    summary="Get a platform",
+    responses=error_responses(404, 422),
+)
 def get_platform(name: PlatformName, _: AdminDep, session: SessionDep) -> PlatformOut:
     """One platform."""
     return PlatformOut.from_platform(platform_service.get_platform(session, name))
 
 
-@router.patch("/{name}")
+@router.patch(
+    "/{name}",
+    summary="Update a platform",
+    responses=error_responses(404, 413, 422),
+)
 def update_platform(
     name: PlatformName, body: UpdatePlatformIn, _: AdminDep, session: SessionDep
 ) -> PlatformOut:

@@ -10,18 +10,19 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from db.models import ScrapeTask
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from gateway_api.schemas import PlatformName, Text
 from observability.request_context import get_request_id
+from services.dispatch.broker_client import enqueue_and_publish
 from services.dispatch.cancellation import cancel_task
 from services.dispatch.enqueue import MAX_BATCH, EnqueueRequest, ItemStatus
 from services.dispatch.ledger_stats import ledger_balance
 from services.errors import NotFound
 from services.ingest.items import MAX_PARCEL_ID_CHARS
-from tasks.dispatch_broker import enqueue_and_publish
 
-router = APIRouter(prefix="/admin/tasks", tags=["admin"])
+router = APIRouter(prefix="/admin/tasks", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 class EnqueueItemIn(BaseModel):
@@ -97,7 +98,11 @@ def task_out(task: ScrapeTask) -> TaskOut:
     )
 
 
-@router.post("")
+@router.post(
+    "",
+    summary="Enqueue scrape tasks",
+    responses=error_responses(413, 422),
+)
 def enqueue_tasks(body: EnqueueIn, _: AdminDep) -> EnqueueOut:
     """Enqueue up to 10,000 tasks; each item is reported (enqueued, already active, invalid)."""
     requests: list[EnqueueRequest] = []
@@ -132,19 +137,30 @@ def enqueue_tasks(body: EnqueueIn, _: AdminDep) -> EnqueueOut:
     )
 
 
-@router.get("/balance")
+@router.get(
+    "/balance",
+    summary="Get the ledger balance",
+)
 def get_ledger_balance(_: AdminDep, session: SessionDep) -> LedgerBalanceOut:
     """The ledger invariant's terms: enqueued = succeeded + dead + cancelled + active."""
     return LedgerBalanceOut(**ledger_balance(session))
 
 
-@router.post("/{task_id}/cancel")
+@router.post(
+    "/{task_id}/cancel",
+    summary="Cancel a task",
+    responses=error_responses(404, 409, 413, 422),
+)
 def cancel_scrape_task(task_id: uuid.UUID, _: AdminDep, session: SessionDep) -> TaskOut:
     """Cancel an active task; workers holding it get 409 from then on."""
     return task_out(cancel_task(session, task_id, now=datetime.now(UTC)))
 
 
-@router.get("/{task_id}")
+@router.get(
+    "/{task_id}",
+    summary="Get a task",
+    responses=error_responses(404, 422),
+)
 def get_task(task_id: uuid.UUID, _: AdminDep, session: SessionDep) -> TaskOut:
     """One task of the ledger, with its attempts and errors."""
     task = session.get(ScrapeTask, task_id)

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from db.models import WorkerCredential
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep, worker_identity_cache
 from gateway_api.deps import SessionDep
 from gateway_api.schemas import BigId, Text
 from services.dispatch import worker_credentials
 
-router = APIRouter(prefix="/admin/worker-credentials", tags=["admin"])
+router = APIRouter(prefix="/admin/worker-credentials", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 class WorkerCredentialOut(BaseModel):
@@ -49,7 +50,12 @@ class CreateWorkerCredentialIn(BaseModel):
     owner: Annotated[Text, Field(min_length=1, max_length=200)]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a worker credential",
+    responses=error_responses(413, 422),
+)
 def create_worker_credential(
     body: CreateWorkerCredentialIn, session: SessionDep, _: AdminDep
 ) -> IssuedWorkerTokenOut:
@@ -63,7 +69,11 @@ def create_worker_credential(
     return IssuedWorkerTokenOut(**out.model_dump(), token=issued.token)
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List worker credentials",
+    responses=error_responses(422),
+)
 def list_worker_credentials(
     session: SessionDep, _: AdminDep, include_revoked: Annotated[bool, Query()] = False
 ) -> WorkerCredentialListOut:
@@ -74,7 +84,11 @@ def list_worker_credentials(
     )
 
 
-@router.post("/{credential_id}/revoke")
+@router.post(
+    "/{credential_id}/revoke",
+    summary="Revoke a worker credential",
+    responses=error_responses(404, 413, 422),
+)
 def revoke_worker_credential(
     credential_id: Annotated[BigId, Path()], session: SessionDep, _: AdminDep
 ) -> WorkerCredentialOut:

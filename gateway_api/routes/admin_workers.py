@@ -7,14 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
+from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
 from gateway_api.schemas import Text
 from services.dispatch.fleet import list_workers, queue_command
 from settings import get_settings
 
-router = APIRouter(prefix="/admin/workers", tags=["admin"])
+router = APIRouter(prefix="/admin/workers", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 class WorkerOut(BaseModel):
@@ -47,16 +49,25 @@ class CommandOut(BaseModel):
     created_at: datetime
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List workers",
+    responses=error_responses(422),
+)
 def list_fleet(
     _: AdminDep, session: SessionDep, state: Literal["alive", "stale"] | None = None
 ) -> WorkerList:
     """Workers known by their heartbeats, alive or stale, with their load and leases."""
+    return build_worker_list(
+        session, now=datetime.now(UTC), stale_s=get_settings().heartbeat_stale_s, state=state
+    )
+
+
+def build_worker_list(
+    session: Session, *, now: datetime, stale_s: float, state: str | None
+) -> WorkerList:
     views = list_workers(
-        session,
-        now=datetime.now(UTC),
-        stale_s=get_settings().heartbeat_stale_s,
-        is_alive=None if state is None else state == "alive",
+        session, now=now, stale_s=stale_s, is_alive=None if state is None else state == "alive"
     )
     return WorkerList(
         workers=[
@@ -79,7 +90,12 @@ def list_fleet(
     )
 
 
-@router.post("/{worker_id}/commands", status_code=201)
+@router.post(
+    "/{worker_id}/commands",
+    status_code=201,
+    summary="Queue a command for a worker",
+    responses=error_responses(404, 413, 422),
+)
 def post_worker_command(
     worker_id: Annotated[Text, Path(max_length=128)],
     body: CommandIn,

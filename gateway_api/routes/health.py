@@ -26,7 +26,10 @@ class ReadinessOut(BaseModel):
     checks: dict[str, str]
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    summary="Liveness",
+)
 def get_health() -> HealthOut:
     """Liveness: the process answers."""
     return HealthOut(status="healthy", app="internal")
@@ -45,7 +48,12 @@ def _probe_all() -> list[ProbeResult]:
 readiness = TimedCache(_probe_all, max_age_s=lambda: get_settings().readiness_cache_s)
 
 
-@router.get("/health/ready", response_model=ReadinessOut, responses={503: {"model": ReadinessOut}})
+@router.get(
+    "/health/ready",
+    response_model=ReadinessOut,
+    responses={503: {"model": ReadinessOut}},
+    summary="Readiness",
+)
 async def get_readiness() -> JSONResponse:
     """Readiness: database, Redis and broker reachable; 503 names what is down."""
     results = await run_in_threadpool(readiness.get)

@@ -5,18 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from gateway_api import worker_examples
+from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
 from gateway_api.schemas import Int32, Percent, PlatformName
 from services.dispatch.fleet import HeartbeatStatus, record_heartbeat
 from settings import get_settings
 
-router = APIRouter(prefix="/internal", tags=["workers"])
+router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
 
 
 class HeartbeatIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.HEARTBEAT]})
+
     active_tasks: Int32 = 0
     completed_last_minute: Int32 = 0
     failed_last_minute: Int32 = 0
@@ -30,7 +34,11 @@ class HeartbeatOut(BaseModel):
     commands: list[str]
 
 
-@router.post("/heartbeat")
+@router.post(
+    "/heartbeat",
+    summary="Send a heartbeat",
+    responses=error_responses(413),
+)
 def post_heartbeat(body: HeartbeatIn, worker: WorkerDep, session: SessionDep) -> HeartbeatOut:
     """Record the worker's status, extend its leases and hand over its queued commands."""
     commands = record_heartbeat(

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from gateway_api.api_docs import ADMIN_ERRORS, WORKER_ERRORS, error_responses
 from gateway_api.auth import AdminDep, WorkerDep
 from gateway_api.deps import SessionDep
 from gateway_api.edge import RAW_UPLOAD_OVERHEAD_BYTES
@@ -20,7 +21,7 @@ from services.ingest.raw_storage import LocalFolderStorage, RawFileStorage
 from services.ingest.raw_upload import RawUploadReader
 from settings import get_settings
 
-router = APIRouter(tags=["raw files"])
+router = APIRouter()
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="sha256 hex digest")]
 
 
@@ -49,7 +50,12 @@ def stored_path(sha256: str, *, is_compressed: bool) -> str:
     return f"{sha256[:2]}/{sha256[2:4]}/{name}"
 
 
-@router.post("/internal/raw-files")
+@router.post(
+    "/internal/raw-files",
+    tags=["workers"],
+    summary="Upload a raw page",
+    responses={**WORKER_ERRORS, **error_responses(413)},
+)
 async def post_raw_file(request: Request, worker: WorkerDep, session: SessionDep) -> RawFileOut:
     """Upload a raw page: multipart ``file`` and optional ``metadata`` JSON; stored by sha256.
 
@@ -90,7 +96,13 @@ async def post_raw_file(request: Request, worker: WorkerDep, session: SessionDep
 @router.get(
     "/admin/raw-files/{sha256}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    tags=["admin"],
+    summary="Download a raw page",
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        **ADMIN_ERRORS,
+        **error_responses(404, 422),
+    },
 )
 def get_raw_file(sha256: Sha256, _: AdminDep, session: SessionDep) -> StreamingResponse:
     """Download a stored raw page by its sha256 (as an attachment, never rendered)."""

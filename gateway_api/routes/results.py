@@ -13,16 +13,14 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from pydantic import BaseModel, Field
 
+from gateway_api import worker_examples
+from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
 from gateway_api.metrics import register_live_collector
 from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
-from services.ingest.metrics import (
-    IngestMetricsCollector,
-    metrics_redis,
-    record_ingest_counts_safely,
-)
+from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts_safely
 from services.ingest.result_answers import (
     RESPOND_ASYNC,
     RefusedItem,
@@ -30,10 +28,11 @@ from services.ingest.result_answers import (
     prefers_respond_async,
     summarise_ingest,
 )
+from services.metrics_redis import metrics_redis
 from settings import get_settings
 from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
 
-router = APIRouter(prefix="/internal", tags=["worker"])
+router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
 
 
 class PositionedItem(NamedTuple):
@@ -105,7 +104,10 @@ _ASYNC_DOC = {
     responses={
         200: {"description": "Every accepted item written (or rejected): the original's answer"},
         202: _ASYNC_DOC,
+        **error_responses(413),
     },
+    summary="Send scraped results",
+    openapi_extra=worker_examples.RESULTS_BODY,
 )
 async def post_results(
     request: Request,

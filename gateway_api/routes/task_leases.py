@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from db.session import session_scope
+from gateway_api import worker_examples
+from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
 from gateway_api.optional_bodies import documented_body, read_json_object, validate_optional_body
@@ -26,11 +28,13 @@ from services.dispatch.leases import (
 )
 from settings import get_settings
 
-router = APIRouter(prefix="/internal/tasks", tags=["workers"])
+router = APIRouter(prefix="/internal/tasks", tags=["workers"], responses=WORKER_ERRORS)
 MAX_BATCH = 1000
 
 
 class LeaseRef(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.LEASE_REF]})
+
     lease_token: int | None = Field(
         default=None, ge=0, le=INT32_MAX, description="fencing token from /internal/work"
     )
@@ -47,6 +51,8 @@ class CompleteOut(BaseModel):
 
 
 class FailIn(LeaseRef):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.FAIL]})
+
     reason: Text | None = Field(
         default=None,
         max_length=10_000,
@@ -66,6 +72,8 @@ class FailOut(BaseModel):
 
 
 class ExtendIn(LeaseRef):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.EXTEND]})
+
     extend_s: int | None = Field(default=None, ge=1, le=3600)
 
 
@@ -79,6 +87,8 @@ class BatchItem(LeaseRef):
 
 
 class BatchCompleteIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [worker_examples.BATCH_COMPLETE]})
+
     tasks: list[BatchItem] = Field(max_length=MAX_BATCH)
 
 
@@ -113,7 +123,11 @@ def _complete_one_in_transaction(
 
 # The complete routes are the hottest of a busy fleet: async, with their transaction in one
 # trip to the threadpool (a sync route with a session dependency makes three).
-@router.post("/complete")
+@router.post(
+    "/complete",
+    summary="Complete many tasks",
+    responses=error_responses(413),
+)
 async def complete_tasks(body: BatchCompleteIn, worker: WorkerDep) -> BatchCompleteOut:
     """Complete many leases at once; each item succeeds or fails on its own."""
     items = [(item.task_id, item.lease_token) for item in body.tasks]
@@ -126,7 +140,12 @@ async def complete_tasks(body: BatchCompleteIn, worker: WorkerDep) -> BatchCompl
     )
 
 
-@router.post("/{task_id}/complete", openapi_extra=documented_body(LeaseRef))
+@router.post(
+    "/{task_id}/complete",
+    openapi_extra=documented_body(LeaseRef),
+    summary="Complete a task",
+    responses=error_responses(404, 409, 413),
+)
 async def complete_task(
     task_id: uuid.UUID, worker: WorkerDep, raw_body: OptionalBody
 ) -> CompleteOut:
@@ -143,7 +162,12 @@ async def complete_task(
     )
 
 
-@router.post("/{task_id}/fail", openapi_extra=documented_body(FailIn))
+@router.post(
+    "/{task_id}/fail",
+    openapi_extra=documented_body(FailIn),
+    summary="Report a failed attempt",
+    responses=error_responses(404, 409, 413),
+)
 def fail_task(
     task_id: uuid.UUID, worker: WorkerDep, session: SessionDep, raw_body: OptionalBody
 ) -> FailOut:
@@ -171,7 +195,11 @@ def fail_task(
     )
 
 
-@router.post("/{task_id}/extend")
+@router.post(
+    "/{task_id}/extend",
+    summary="Extend a lease",
+    responses=error_responses(404, 409, 413),
+)
 def extend_task(
     task_id: uuid.UUID,
     worker: WorkerDep,

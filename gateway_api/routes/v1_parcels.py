@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from gateway_api.api_docs import PUBLIC_ERRORS, error_responses
 from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import (
     allow_query_parameters,
@@ -22,7 +23,10 @@ from services.public.parcels import find_parcel
 from services.public.tiers import Feature
 
 router = APIRouter(
-    prefix="/v1/parcels", tags=["public"], dependencies=[Depends(require_public_client)]
+    prefix="/v1/parcels",
+    tags=["public"],
+    dependencies=[Depends(require_public_client)],
+    responses=PUBLIC_ERRORS,
 )
 PARCEL_PATH = "/{state}/{county}/{parcel_id}"
 StateIn = Annotated[Text, Path(max_length=32)]
@@ -52,6 +56,8 @@ class ParcelHistoryOut(BaseModel):
 @router.get(
     PARCEL_PATH,
     dependencies=[allow_query_parameters(), quota_dependency(Feature.DETAIL)],
+    summary="Get a parcel",
+    responses=error_responses(403, 404),
 )
 def get_parcel(
     state: StateIn, county: CountyIn, parcel_id: ParcelIdIn, session: PublicSessionDep
@@ -63,6 +69,8 @@ def get_parcel(
 @router.get(
     f"{PARCEL_PATH}/history",
     dependencies=[allow_query_parameters("limit"), quota_dependency(Feature.HISTORY)],
+    summary="Get a parcel's history",
+    responses=error_responses(403, 404),
 )
 def get_parcel_history(
     state: StateIn,

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
+from gateway_api.api_docs import PUBLIC_ERRORS, error_responses
 from gateway_api.deps import SessionDep
 from gateway_api.public_access import (
     allow_query_parameters,
@@ -23,7 +24,12 @@ from gateway_api.routes import v1_search
 from services.public.parcels import find_parcel_by_id
 from services.public.tiers import Feature
 
-router = APIRouter(prefix="/v1", tags=["public"], dependencies=[Depends(require_public_client)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["public"],
+    dependencies=[Depends(require_public_client)],
+    responses=PUBLIC_ERRORS,
+)
 
 
 class PropertyOut(ParcelDetailOut):
@@ -33,6 +39,8 @@ class PropertyOut(ParcelDetailOut):
 @router.get(
     "/properties/{parcel_id}",
     dependencies=[allow_query_parameters("state", "county"), quota_dependency(Feature.DETAIL)],
+    summary="Get a property (the original API)",
+    responses=error_responses(403, 404, 409),
 )
 def get_property(
     parcel_id: str,
@@ -46,7 +54,12 @@ def get_property(
     return PropertyOut(**detail.model_dump(), owner=detail.owner_name)
 
 
-@router.get("/properties", dependencies=[quota_dependency(Feature.SEARCH)])
+@router.get(
+    "/properties",
+    dependencies=[quota_dependency(Feature.SEARCH)],
+    summary="Search properties (the original API)",
+    responses=error_responses(403),
+)
 def search_properties(
     query: Annotated[v1_search.SearchQuery, Query()], session: SessionDep
 ) -> SearchPageOut:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway_api.api_docs import PUBLIC_ERRORS, error_responses
 from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
@@ -19,7 +20,12 @@ from services.public.search_filters import make_filters, normalize_substring
 from services.public.tiers import Feature
 from settings import get_settings
 
-router = APIRouter(prefix="/v1", tags=["public"], dependencies=[Depends(require_public_client)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["public"],
+    dependencies=[Depends(require_public_client)],
+    responses=PUBLIC_ERRORS,
+)
 
 SortChoice = Literal[
     "-total_due", "total_due", "-assessed_value", "assessed_value",
@@ -70,7 +76,12 @@ def _search(session: PublicSessionDep, query: PageQuery, **filters: object) -> S
     return SearchPageOut.from_page(page)
 
 
-@router.get("/search", dependencies=[quota_dependency(Feature.SEARCH)])
+@router.get(
+    "/search",
+    dependencies=[quota_dependency(Feature.SEARCH)],
+    summary="Search parcels",
+    responses=error_responses(403),
+)
 def search_parcels(
     query: Annotated[SearchQuery, Query()], session: PublicSessionDep
 ) -> SearchPageOut:
@@ -90,7 +101,12 @@ def search_parcels(
     )
 
 
-@router.get("/search/owner", dependencies=[quota_dependency(Feature.SEARCH)])
+@router.get(
+    "/search/owner",
+    dependencies=[quota_dependency(Feature.SEARCH)],
+    summary="Search by owner name",
+    responses=error_responses(403),
+)
 def search_by_owner(
     query: Annotated[TextQuery, Query()], session: PublicSessionDep
 ) -> SearchPageOut:
@@ -98,7 +114,12 @@ def search_by_owner(
     return _search(session, query, owner=normalize_substring("q", query.q))
 
 
-@router.get("/search/address", dependencies=[quota_dependency(Feature.SEARCH)])
+@router.get(
+    "/search/address",
+    dependencies=[quota_dependency(Feature.SEARCH)],
+    summary="Search by address",
+    responses=error_responses(403),
+)
 def search_by_address(
     query: Annotated[TextQuery, Query()], session: PublicSessionDep
 ) -> SearchPageOut:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
+from gateway_api.api_docs import PUBLIC_ERRORS, error_responses
 from gateway_api.deps import PublicSessionDep
 from gateway_api.public_access import quota_dependency, require_public_client
 from gateway_api.public_schemas import SearchPageOut
@@ -19,7 +20,10 @@ from services.public.top_lists import STRATEGIES, get_strategy, top_list
 from settings import get_settings
 
 router = APIRouter(
-    prefix="/v1/top-lists", tags=["public"], dependencies=[Depends(require_public_client)]
+    prefix="/v1/top-lists",
+    tags=["public"],
+    dependencies=[Depends(require_public_client)],
+    responses=PUBLIC_ERRORS,
 )
 
 
@@ -46,7 +50,10 @@ class TopListOut(SearchPageOut):
     strategy: str
 
 
-@router.get("")
+@router.get(
+    "",
+    summary="List top-list strategies",
+)
 def list_top_lists() -> StrategiesOut:
     """The available top-list strategies."""
     return StrategiesOut(
@@ -68,7 +75,8 @@ def _known_strategy(strategy: Strategy) -> str:
 @router.get(
     "/{strategy}",
     dependencies=[Depends(_known_strategy), quota_dependency(Feature.TOP_LISTS)],
-    responses={404: {"description": "Unknown strategy; the message lists the valid ones"}},
+    summary="Get a top list",
+    responses=error_responses(403, 404, notes={404: "Unknown strategy or place"}),
 )
 def get_top_list(
     strategy: Strategy, query: Annotated[TopListQuery, Query()], session: PublicSessionDep

@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from gateway_api.api_docs import PUBLIC_ERRORS
 from gateway_api.public_access import (
     PublicClientDep,
     allow_query_parameters,
@@ -15,7 +16,7 @@ from gateway_api.public_access import (
 from services.public.quotas import next_reset_at
 from services.public.tiers import Feature
 
-router = APIRouter(prefix="/v1", tags=["public"])
+router = APIRouter(prefix="/v1", tags=["public"], responses=PUBLIC_ERRORS)
 # The original's counter names; other features follow the pattern.
 _ORIGINAL_USAGE_NAMES = {Feature.SEARCH: "daily_search", Feature.DETAIL: "daily_details"}
 
@@ -46,7 +47,11 @@ class UsageOut(BaseModel):
     resets_at: datetime = Field(description="When today's counts start again (UTC midnight)")
 
 
-@router.get("/usage", dependencies=[allow_query_parameters()])
+@router.get(
+    "/usage",
+    dependencies=[allow_query_parameters()],
+    summary="Get your limits and usage",
+)
 def get_usage(client: PublicClientDep, request: Request) -> UsageOut:
     """Your tier, its limits, and what you have used and have left today."""
     decision = request.state.public_rate_limit

@@ -13,18 +13,21 @@ from sqlalchemy import select
 
 from db.models import Platform, ScrapeTask, Worker
 from db.session import session_scope
+from gateway_api import worker_examples
+from gateway_api.api_docs import WORKER_ERRORS
 from gateway_api.auth import WorkerDep
 from gateway_api.client_disconnect import watch_disconnect
 from gateway_api.schemas import Text
+from gateway_api.worker_examples import json_example
+from services.dispatch.broker_client import lease_from_broker
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.long_poll import wait_for_work
 from services.dispatch.work_requests import parse_capacity
 from services.dispatch.work_waiters import WorkWaiters
 from services.errors import InvalidInput
 from settings import get_settings
-from tasks.dispatch_broker import lease_from_broker
 
-router = APIRouter(prefix="/internal", tags=["workers"])
+router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
 MAX_WAIT_S = 30.0
 PlatformList = Annotated[Text, Field(max_length=2000)]  # a name, or a comma list of names
 
@@ -112,7 +115,11 @@ def get_work_waiters(request: Request) -> WorkWaiters:
 WaitersDep = Annotated[WorkWaiters, Depends(get_work_waiters)]
 
 
-@router.get("/work")
+@router.get(
+    "/work",
+    summary="Lease work",
+    responses={200: json_example(worker_examples.WORK)},
+)
 async def get_work(
     request: Request,
     worker: WorkerDep,

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from db.models import ACTIVE_STATUSES, ScrapeTask, TaskStatus
+from services.dispatch.outcome_metrics import TaskOutcome, note_attempt_finished
 from services.errors import Conflict, NotFound
 
 
@@ -22,6 +23,7 @@ def cancel_task(session: Session, task_id: uuid.UUID, *, now: datetime) -> Scrap
         raise NotFound(f"task {task_id} does not exist")
     if task.status not in ACTIVE_STATUSES:
         raise Conflict(f"task {task_id} is already {task.status}")
+    note_attempt_finished(session, task, TaskOutcome.CANCELLED, now=now)
     task.status = TaskStatus.CANCELLED.value
     task.finished_at = now
     task.lease_expires_at = None

@@ -9,7 +9,12 @@ from typing import NamedTuple
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATUSES, TaskStatus
+from db.models import ACTIVE_STATUSES_SQL, TaskStatus
+from services.dispatch.outcome_metrics import (
+    FinishedAttempt,
+    TaskOutcome,
+    note_attempts_finished,
+)
 
 
 class TaskResult(NamedTuple):
@@ -22,7 +27,6 @@ class TaskResult(NamedTuple):
     parcel_key: str
 
 
-_ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
 # A result finishes its task only when it is for that task's parcel: a worker that mixes up
 # ids must not finish another parcel's task (that parcel would then never be scraped).
 _MARK_SUCCEEDED = text(f"""
@@ -35,7 +39,10 @@ FROM unnest(
 ) AS v(id, platform, state, county, parcel_key)
 WHERE t.id = v.id AND t.platform = v.platform AND t.state = v.state
     AND t.county = v.county AND t.parcel_key = v.parcel_key
-    AND t.status IN ({_ACTIVE_SQL})
+    AND t.status IN ({ACTIVE_STATUSES_SQL})
+RETURNING t.platform,
+    EXTRACT(EPOCH FROM t.started_at - coalesce(t.published_at, t.created_at)) AS wait_s,
+    EXTRACT(EPOCH FROM t.finished_at - t.started_at) AS run_s
 """)
 
 
@@ -49,7 +56,7 @@ def mark_tasks_succeeded(session: Session, results: Collection[TaskResult]) -> i
     if not results:
         return 0
     distinct = list(set(results))
-    result = session.execute(
+    rows = session.execute(
         _MARK_SUCCEEDED,
         {
             "ids": [str(r.task_id) for r in distinct],
@@ -58,5 +65,15 @@ def mark_tasks_succeeded(session: Session, results: Collection[TaskResult]) -> i
             "counties": [r.county for r in distinct],
             "parcel_keys": [r.parcel_key for r in distinct],
         },
+    ).all()
+    note_attempts_finished(session, (_succeeded_attempt(*row) for row in rows))
+    return len(rows)
+
+
+def _succeeded_attempt(platform: str, wait_s: float | None, run_s: float | None) -> FinishedAttempt:
+    return FinishedAttempt(
+        platform,
+        TaskOutcome.SUCCEEDED,
+        None if wait_s is None else float(wait_s),
+        None if run_s is None else float(run_s),
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -18,11 +18,10 @@ from sqlalchemy import Select, and_, exists, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from db.models import ACTIVE_STATUSES, ScrapeTask, TaskStatus
+from db.models import ACTIVE_STATUSES, ACTIVE_STATUSES_SQL, ScrapeTask, TaskStatus
 from services.errors import Conflict, InvalidInput, NotFound
 
 MAX_PAGE = 500
-_ACTIVE_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ FROM unnest(CAST(:ids AS uuid[]), CAST(:due_ats AS timestamptz[])) AS v(id, due_
 WHERE t.id = v.id AND t.status = '{TaskStatus.DEAD.value}' AND NOT EXISTS (
     SELECT 1 FROM scrape_tasks o
     WHERE o.platform = t.platform AND o.state = t.state AND o.county = t.county
-        AND o.parcel_key = t.parcel_key AND o.status IN ({_ACTIVE_SQL})
+        AND o.parcel_key = t.parcel_key AND o.status IN ({ACTIVE_STATUSES_SQL})
 )
 RETURNING t.id
 """)

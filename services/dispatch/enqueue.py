@@ -16,15 +16,16 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATUSES, Platform, ScrapeTask
+from db.models import ACTIVE_STATUSES, ACTIVE_STATUSES_SQL, Platform, ScrapeTask
 from services.dispatch.envelopes import ScrapeMessage, scrape_message
+from services.dispatch.outcome_metrics import note_tasks_enqueued
 from services.errors import InvalidInput
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
+from services.queues import DEFAULT_PRIORITY, PRIORITIES
 from settings import get_settings
-from tasks.queues import DEFAULT_PRIORITY, PRIORITIES
 
 MAX_BATCH = 10_000
-_ACTIVE_WHERE = text("status IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)))
+_ACTIVE_WHERE = text(f"status IN ({ACTIVE_STATUSES_SQL})")
 _IDENTITY = ("platform", "state", "county", "parcel_key")
 
 
@@ -78,6 +79,7 @@ def enqueue_tasks(
             continue
         rows[-1]["_index"] = index
     inserted = _insert_rows(session, rows)
+    note_tasks_enqueued(session, (task.platform for task in inserted.values()))
     report = EnqueueReport()
     skipped = [row for row in rows if row["id"] not in inserted]
     existing = _active_ids(session, skipped)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.models import ScrapeTask
-from tasks.queues import scrape_queue_name
+from services.queues import scrape_queue_name
 
 SCRAPE_TASK_NAME = "scrape.parcel"
 TASK_TYPE = "parcel"

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Platform, ScrapeTask, TaskStatus
+from services.dispatch.outcome_metrics import TaskOutcome, note_attempt_finished
 from settings import get_settings
 
 
@@ -117,7 +118,10 @@ def record_failed_attempt(
     task.last_error_reason = reason
     task.last_error_message = message[:_MESSAGE_LIMIT]
     task.lease_expires_at = None
-    if retry_suggested and task.attempt <= policy.max_retries:
+    will_retry = retry_suggested and task.attempt <= policy.max_retries
+    outcome = TaskOutcome.RETRIED if will_retry else TaskOutcome.DEAD
+    note_attempt_finished(session, task, outcome, now=now, reason=reason)
+    if will_retry:
         delay_s = policy.backoff_s(task.attempt)
         task.status = TaskStatus.RETRY_WAIT.value
         task.due_at = now + timedelta(seconds=delay_s)

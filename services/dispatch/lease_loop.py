@@ -24,7 +24,7 @@ from db.models import ScrapeTask
 from db.session import session_scope
 from services.dispatch.leases import claim_leases
 from services.errors import ServiceUnavailable
-from tasks.queues import PRIORITIES, scrape_queue_name
+from services.queues import PRIORITIES, scrape_queue_name
 
 logger = logging.getLogger(__name__)
 

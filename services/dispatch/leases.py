@@ -9,16 +9,24 @@ accepted only from the credential whose worker holds the lease. Completing twice
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, or_, select, tuple_, update
+from sqlalchemy import Integer, Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
 from services.dispatch.failures import FailureOutcome, record_failed_attempt
+from services.dispatch.outcome_metrics import (
+    FencedAction,
+    TaskOutcome,
+    held_attempt,
+    note_attempt_finished,
+    note_attempts_finished,
+    record_fenced_off,
+)
 from services.errors import Conflict, NotFound, ServiceError
 
 
@@ -73,12 +81,16 @@ def _locked_task(session: Session, task_id: uuid.UUID) -> ScrapeTask:
     return task
 
 
-def _check_holder(task: ScrapeTask, worker_id: str, lease_token: int | None) -> None:
+def _check_holder(
+    task: ScrapeTask, worker_id: str, lease_token: int | None, *, action: FencedAction
+) -> None:
     # Never name the holder: a worker id is half of an identity, and the answer goes to
     # whoever asked.
     if task.leased_by != worker_id:
+        record_fenced_off(task.platform, action)
         raise Conflict(f"task {task.id} is not leased to worker {worker_id}")
     if lease_token is not None and task.lease_token != lease_token:
+        record_fenced_off(task.platform, action)
         raise Conflict(f"lease token {lease_token} of task {task.id} is stale")
 
 
@@ -113,10 +125,31 @@ def _complete_held(
             ScrapeTask.leased_by == worker_id,
         )
         .values(status=TaskStatus.SUCCEEDED.value, finished_at=now, lease_expires_at=None)
-        .returning(ScrapeTask.id, ScrapeTask.lease_token)
+        .returning(
+            ScrapeTask.id,
+            ScrapeTask.platform,
+            ScrapeTask.started_at,
+            func.coalesce(ScrapeTask.published_at, ScrapeTask.created_at),
+            ScrapeTask.lease_token,
+        )
         .execution_options(synchronize_session=False)
+    ).all()
+    _note_succeeded(session, completed, now=now)
+    return {row[0]: row[4] for row in completed}
+
+
+def _note_succeeded(session: Session, rows: Iterable[Sequence[Any]], *, now: datetime) -> None:
+    """Count attempts completed by a held-lease statement: rows of (id, platform, started_at,
+    queued_at, ...)."""
+    note_attempts_finished(
+        session,
+        [
+            held_attempt(
+                row[1], TaskOutcome.SUCCEEDED, started_at=row[2], queued_at=row[3], now=now
+            )
+            for row in rows
+        ],
     )
-    return {task_id: token for task_id, token in completed}
 
 
 # Built once: the most frequent statement of a busy fleet skips building and cache-keying.
@@ -137,7 +170,12 @@ _COMPLETE_ONE_HELD = (
         finished_at=bindparam("finished_at_now"),
         lease_expires_at=None,
     )
-    .returning(_tasks.c.id)
+    .returning(
+        _tasks.c.id,
+        _tasks.c.platform,
+        _tasks.c.started_at,
+        func.coalesce(_tasks.c.published_at, _tasks.c.created_at),
+    )
 )
 
 
@@ -155,13 +193,16 @@ def complete_lease(
         "held_token": lease_token,
         "finished_at_now": now,
     }
-    if session.connection().execute(_COMPLETE_ONE_HELD, held).first() is not None:
+    completed = session.connection().execute(_COMPLETE_ONE_HELD, held).first()
+    if completed is not None:
+        _note_succeeded(session, [completed], now=now)
         return CompletionOutcome(task_id, False)
     task = _locked_task(session, task_id)
-    _check_holder(task, worker_id, lease_token)
+    _check_holder(task, worker_id, lease_token, action=FencedAction.COMPLETE)
     if task.status == TaskStatus.SUCCEEDED.value:
         return CompletionOutcome(task.id, True)
     _require_leased(task)
+    note_attempt_finished(session, task, TaskOutcome.SUCCEEDED, now=now)
     task.status = TaskStatus.SUCCEEDED.value
     task.finished_at = now
     task.lease_expires_at = None
@@ -214,7 +255,7 @@ def fail_lease(
     now: datetime,
 ) -> FailureOutcome:
     task = _locked_task(session, task_id)
-    _check_holder(task, worker_id, lease_token)
+    _check_holder(task, worker_id, lease_token, action=FencedAction.FAIL)
     _require_leased(task)
     return record_failed_attempt(
         session, task, reason=reason, message=message, retry_suggested=retry_suggested, now=now
@@ -232,7 +273,7 @@ def extend_lease(
 ) -> datetime:
     """The lease now ends ``extend_s`` from now; returns the new expiry."""
     task = _locked_task(session, task_id)
-    _check_holder(task, worker_id, lease_token)
+    _check_holder(task, worker_id, lease_token, action=FencedAction.EXTEND)
     _require_leased(task)
     task.lease_expires_at = now + timedelta(seconds=extend_s)
     session.flush()

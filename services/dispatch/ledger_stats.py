@@ -17,6 +17,9 @@ class DispatchFigures:
     dead_by_reason: dict[tuple[str, str], int] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
     enabled_platforms: list[str] = field(default_factory=list)  # each gets its zero series
+    oldest_queued_at: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    ledger: dict[str, int] = field(default_factory=dict)  # ledger_balance's terms
+    now: datetime | None = None  # when these figures were read
 
 
 def count_by_status(session: Session) -> dict[str, int]:
@@ -39,8 +42,35 @@ def ledger_balance(session: Session) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True)
+class QueueDepth:
+    platform: str
+    priority: int
+    queued: int
+    oldest_queued_at: datetime  # when its longest-waiting task entered the queue
+
+
+def read_queue_depths(session: Session, *, platform: str | None = None) -> list[QueueDepth]:
+    """Queued tasks per (platform, priority) that has any, from the ledger."""
+    queued_since = func.min(func.coalesce(ScrapeTask.published_at, ScrapeTask.created_at))
+    query = (
+        select(ScrapeTask.platform, ScrapeTask.priority, func.count(), queued_since)
+        .where(ScrapeTask.status == TaskStatus.QUEUED.value)
+        .group_by(ScrapeTask.platform, ScrapeTask.priority)
+        .order_by(ScrapeTask.platform, ScrapeTask.priority)
+    )
+    if platform is not None:
+        query = query.where(ScrapeTask.platform == platform)
+    return [QueueDepth(p, int(prio), int(n), since) for p, prio, n, since in session.execute(query)]
+
+
+def oldest_queued_at(session: Session) -> dict[tuple[str, int], datetime]:
+    """When the longest-waiting queued task of each (platform, priority) entered its queue."""
+    return {(d.platform, d.priority): d.oldest_queued_at for d in read_queue_depths(session)}
+
+
 def read_dispatch_figures(session: Session, *, now: datetime, stale_s: float) -> DispatchFigures:
-    figures = DispatchFigures()
+    figures = DispatchFigures(now=now)
     figures.enabled_platforms = list(
         session.scalars(select(Platform.name).where(Platform.is_enabled).order_by(Platform.name))
     )
@@ -56,6 +86,8 @@ def read_dispatch_figures(session: Session, *, now: datetime, stale_s: float) ->
         .group_by(ScrapeTask.platform, ScrapeTask.last_error_reason)
     )
     figures.dead_by_reason = {(p, r or "unknown"): int(n) for p, r, n in dead}
+    figures.oldest_queued_at = oldest_queued_at(session)
+    figures.ledger = ledger_balance(session)
     cutoff = now - timedelta(seconds=stale_s)
     state = case(
         (Worker.last_heartbeat_at < cutoff, "stale"),

@@ -23,9 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.orm import Session
 
-from db.models.parcels import identity_text_sql
+from db.models.parcels import Parcel, identity_text_sql
 from services.dispatch.completion import TaskResult, mark_tasks_succeeded
 from services.ingest.fields import TYPED_COLUMNS
 from services.ingest.items import ItemError, ResultItem, validate_result_items
@@ -38,17 +39,18 @@ _SCRAPE_COLUMNS = ("parcel_id", "platform", "scraped_at", "data", "data_hash", "
 _TRIGRAM_COLUMNS = ("owner_trigrams", "address_trigrams")
 _PARCEL_COLUMNS = (*_IDENTITY_COLUMNS, *_SCRAPE_COLUMNS, *TYPED_COLUMNS, *_TRIGRAM_COLUMNS)
 _STAGING_COLUMNS = ("row_number", "is_newest", "task_id", *_PARCEL_COLUMNS)
+_POSTGRES = PGDialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it unannotated
+# Staging columns have the parcels table's own types, read from the model (where they are
+# written once); only the first three are staging's own.
 _STAGING_TYPES = {
-    "row_number": "integer", "is_newest": "boolean", "task_id": "uuid", "state": "text",
-    "county": "text", "parcel_key": "text", "parcel_id": "text", "platform": "text",
-    "scraped_at": "timestamptz", "data": "jsonb", "data_hash": "text", "raw_html_hash": "text",
-    "owner_name": "text", "situs_address": "text", "city": "text", "zip": "text",
-    "property_type": "text", "assessed_value": "numeric", "market_value": "numeric",
-    "land_value": "numeric", "improvement_value": "numeric", "total_due": "numeric",
-    "tax_year": "integer", "is_delinquent": "boolean", "delinquent_amount": "numeric",
-    "last_sale_date": "date", "last_sale_price": "numeric", "living_area_sqft": "integer",
-    "acreage": "numeric", "owner_trigrams": "text[]", "address_trigrams": "text[]",
-}  # fmt: skip
+    "row_number": "integer",
+    "is_newest": "boolean",
+    "task_id": "uuid",
+    **{
+        column: Parcel.__table__.c[column].type.compile(dialect=_POSTGRES)
+        for column in _PARCEL_COLUMNS
+    },
+}
 # Staged rows find their parcel through the expression index on the identity text
 # (migrations 0003, 0006), one index probe per staged row: a LATERAL subquery with LIMIT is never
 # flattened into a join, so the planner cannot choose a hash join over a scan of the whole

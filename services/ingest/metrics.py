@@ -10,14 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 import redis
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from db.models.ingest_rejects import RejectReason
-from settings import get_settings
+from services.metrics_redis import decode_text
+from services.redis_histograms import (
+    HistogramFigures,
+    add_observation,
+    read_histograms,
+    zero_histogram,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,19 +30,10 @@ ROWS_KEY = "gateway:metrics:ingest_rows"  # outcome -> rows
 UNPARSED_KEY = "gateway:metrics:ingest_unparsed"  # typed column -> values
 REJECTS_KEY = "gateway:metrics:ingest_rejects"  # reason code -> items
 CHUNKS_KEY = "gateway:metrics:ingest_chunks"  # "chunks", "items": chunks written and their items
+CHUNK_SIZE_KEY = "gateway:metrics:ingest_chunk_size"  # histogram (services.redis_histograms)
+# Items per chunk written: one item a chunk means batching is not working.
+CHUNK_SIZE_BUCKETS = (1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0)
 OUTCOMES = ("inserted", "updated", "unchanged", "stale", "rejected")
-METRICS_REDIS_TIMEOUT_S = 2.0
-
-
-@lru_cache(maxsize=1)
-def metrics_redis() -> redis.Redis:
-    """One client per process; metrics are best effort, so an unreachable Redis must not hold
-    up an ingest or a request for long."""
-    return redis.Redis.from_url(
-        get_settings().cache_url,
-        socket_connect_timeout=METRICS_REDIS_TIMEOUT_S,
-        socket_timeout=METRICS_REDIS_TIMEOUT_S,
-    )
 
 
 def record_ingest_counts(
@@ -53,6 +49,7 @@ def record_ingest_counts(
     if chunk_items:
         pipe.hincrby(CHUNKS_KEY, "chunks", 1)
         pipe.hincrby(CHUNKS_KEY, "items", chunk_items)
+        add_observation(pipe, CHUNK_SIZE_KEY, "", chunk_items, CHUNK_SIZE_BUCKETS)
     for key, figures in ((ROWS_KEY, counts), (UNPARSED_KEY, unparsed), (REJECTS_KEY, rejects)):
         for name, value in (figures or {}).items():
             if value:
@@ -83,25 +80,25 @@ class IngestCounts:
     rejects: dict[str, int]  # by reason code, every reason present
     chunks: int = 0  # chunks the ingest workers wrote
     chunk_items: int = 0  # items in them
+    chunk_sizes: HistogramFigures | None = None  # items per chunk
 
 
 def read_ingest_counts(client: redis.Redis) -> IngestCounts:
     """The shared totals; 0 for an outcome or reason not seen yet."""
     pipe = client.pipeline(transaction=False)
-    for key in (ROWS_KEY, UNPARSED_KEY, REJECTS_KEY, CHUNKS_KEY):
+    for key in (ROWS_KEY, UNPARSED_KEY, REJECTS_KEY, CHUNKS_KEY, CHUNK_SIZE_KEY):
         pipe.hgetall(key)
-    rows_raw, unparsed_raw, rejects_raw, chunks_raw = pipe.execute()
-    chunks = {_text(k): int(v) for k, v in chunks_raw.items()}
+    rows_raw, unparsed_raw, rejects_raw, chunks_raw, sizes_raw = pipe.execute()
+    chunks = {decode_text(k): int(v) for k, v in chunks_raw.items()}
     rows = dict.fromkeys(OUTCOMES, 0)
-    rows.update({_text(k): int(v) for k, v in rows_raw.items()})
+    rows.update({decode_text(k): int(v) for k, v in rows_raw.items()})
     rejects = dict.fromkeys((reason.value for reason in RejectReason), 0)
-    rejects.update({_text(k): int(v) for k, v in rejects_raw.items()})
-    unparsed = {_text(k): int(v) for k, v in unparsed_raw.items()}
-    return IngestCounts(rows, unparsed, rejects, chunks.get("chunks", 0), chunks.get("items", 0))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    rejects.update({decode_text(k): int(v) for k, v in rejects_raw.items()})
+    unparsed = {decode_text(k): int(v) for k, v in unparsed_raw.items()}
+    sizes = read_histograms(sizes_raw, CHUNK_SIZE_BUCKETS).get("")
+    return IngestCounts(
+        rows, unparsed, rejects, chunks.get("chunks", 0), chunks.get("items", 0), sizes
+    )
 
 
 class IngestMetricsCollector(Collector):
@@ -158,4 +155,11 @@ def ingest_metric_families(counts: IngestCounts) -> Iterator[Metric]:
         "gateway_ingest_chunk_items",
         "Result items in the chunks written; divided by chunks, the mean chunk size",
         value=counts.chunk_items,
+    )
+    sizes = counts.chunk_sizes or zero_histogram(CHUNK_SIZE_BUCKETS)
+    yield HistogramMetricFamily(
+        "gateway_ingest_chunk_size",
+        "Result items per chunk the ingest workers wrote",
+        buckets=sizes.cumulative,
+        sum_value=sizes.total,
     )

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from db.models import ScrapeTask
 from db.session import session_scope
+from services.dispatch.celery_app import app
 from services.dispatch.enqueue import EnqueueReport, EnqueueRequest, enqueue_tasks
 from services.dispatch.envelopes import SCRAPE_TASK_NAME, ScrapeMessage
 from services.dispatch.kombu_source import KombuSource
@@ -26,9 +27,8 @@ from services.dispatch.publishing import QueueKey, mark_published
 from services.dispatch.redis_source import RedisQueueLayout, RedisSource
 from services.dispatch.wakeup_channel import announce_published, count_by_platform
 from services.errors import ServiceUnavailable
+from services.queues import scrape_queue_name
 from settings import get_settings
-from tasks.app import app
-from tasks.queues import scrape_queue_name
 
 logger = logging.getLogger(__name__)
 POOL_ACQUIRE_TIMEOUT_S = 10.0

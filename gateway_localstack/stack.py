@@ -18,12 +18,12 @@ import httpx
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from localstack.processes import ChildProcess
-from localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
+from gateway_localstack.processes import ChildProcess
+from gateway_localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
 from services.queue_topology import SERVICE_QUEUES, scrape_worker_queue_names
 from settings import GatewaySettings, to_sqlalchemy_url
 
-logger = logging.getLogger("localstack")
+logger = logging.getLogger("gateway_localstack")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_WORKER_TOKEN = "local-worker-token"
 LOCAL_ADMIN_TOKEN = "local-admin-token"
@@ -55,6 +55,8 @@ class LocalStack:
         self.env.setdefault("GATEWAY_WORKER_TOKENS", LOCAL_WORKER_TOKEN)
         self.env.setdefault("GATEWAY_ADMIN_TOKENS", LOCAL_ADMIN_TOKEN)
         self.env["GATEWAY_LOCAL_STACK"] = "true"  # allows the well-known tokens above
+        # Children write to a pipe this process relays: they log as its own output would.
+        self.env.setdefault("GATEWAY_LOG_JSON", "false" if sys.stdout.isatty() else "true")
         self.write_env_file()
 
     @property

@@ -1,4 +1,4 @@
-"""``python -m localstack`` (``make run``): the whole gateway on this machine, no Docker."""
+"""``python -m gateway_localstack`` (``make run``): the whole gateway on this machine, no Docker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from localstack.stack import StackError, run_stack
+from gateway_localstack.stack import StackError, run_stack
 from settings import ConfigurationError, load_settings
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localstack.servers import find_free_port
+from gateway_localstack.servers import find_free_port
 from tests.celery_workers import REPO_ROOT
 from tests.servers import TestServers
 from tests.waiting import wait_for
@@ -38,7 +38,7 @@ def start_stack(
     )
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "localstack"],
+            [sys.executable, "-m", "gateway_localstack"],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
@@ -81,9 +81,9 @@ def configured_broker(servers: TestServers) -> str | None:
 
 def purge_stack_queues() -> None:
     """The stack shared the run's broker: drop what its beat published meanwhile."""
+    from services.dispatch.broker_client import queue_for
+    from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
     from tasks.app import app
-    from tasks.dispatch_broker import queue_for
-    from tasks.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
 
     with app.connection_for_write() as connection:
         channel = connection.channel()
