@@ -337,7 +337,7 @@ def test_a_503_that_outlasts_the_retries_raises_server_error_with_its_code(
 def test_a_lease_refused_with_503_and_retry_after_waits_as_told_then_gets_its_tasks(
     gateway: LiveGateway, client: GatewayClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tasks import dispatch_broker
+    from services.dispatch import broker_client as dispatch_broker
     from tasks.app import app
 
     enqueue_demo(gateway, 1)

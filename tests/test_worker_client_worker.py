@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tasks.queues import INGEST_QUEUE
+from services.queues import INGEST_QUEUE
 from tests.celery_workers import WorkerProcess
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.dispatch_helpers import (
