@@ -40,7 +40,11 @@ def build_parser(env: WorkerEnvironment) -> argparse.ArgumentParser:
         prog="python -m worker_client", description="Reference HTTP worker of the gateway"
     )
     parser.add_argument("--gateway-url", default=env.gateway_url)
-    parser.add_argument("--token", default=env.token, help="X-Worker-Token")
+    parser.add_argument(
+        "--token",
+        default=env.token,
+        help="X-Worker-Token (TAXLIEN_WORKER_TOKEN keeps it out of ps)",
+    )
     parser.add_argument(
         "--worker-id",
         default=env.id or f"ref-{socket.gethostname()}-{os.getpid()}",
