@@ -17,7 +17,7 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m gateway_localstack
+	$(PY) -m gateway_localstack $(RUN_FLAGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -107,6 +107,10 @@ class GatewaySettings(BaseSettings):
     local_data_dir: Path = Path(".local")
     # Port of the embedded Redis that the local stack starts when GATEWAY_REDIS_URL is unset.
     local_redis_port: int = Field(default=16379, ge=1024, le=65535)
+    # Parcel ids the local stack's demo queues on its first run (shared/ beside the repo).
+    local_demo_ids: Path = (
+        Path(__file__).resolve().parent.parent / "shared/data/fl_dixie_parcel_ids.txt"
+    )
 
     # --- celery --------------------------------------------------------------------------
     # Must exceed the longest task (task_time_limit_s) or Redis redelivers running tasks.

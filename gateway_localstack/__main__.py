@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -10,7 +11,14 @@ from gateway_localstack.stack import StackError, run_stack
 from settings import ConfigurationError, load_settings
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway_localstack", description=__doc__)
+    parser.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="no demo tasks and no reference HTTP worker; the stack alone",
+    )
+    options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[stack] %(message)s", stream=sys.stdout)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The local stack's well-known tokens are allowed here, and only here.
@@ -22,7 +30,7 @@ def main() -> int:
         return 2
     try:
         # The children are configured through the environment they inherit.
-        return run_stack(settings, dict(os.environ))
+        return run_stack(settings, dict(os.environ), is_demo=not options.no_demo)
     except StackError as exc:
         sys.stderr.write(f"cannot start: {exc}\n")
         return 1

@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from gateway_localstack.demo import reference_worker, report_progress, seed_demo_once
 from gateway_localstack.processes import ChildProcess
 from gateway_localstack.servers import EmbeddedPostgres, EmbeddedRedis, is_port_free
 from services.queue_topology import SERVICE_QUEUES, scrape_worker_queue_names
@@ -27,6 +28,7 @@ logger = logging.getLogger("gateway_localstack")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_WORKER_TOKEN = "local-worker-token"
 LOCAL_ADMIN_TOKEN = "local-admin-token"
+PROGRESS_EVERY_S = 15.0
 
 
 class StackError(Exception):
@@ -37,6 +39,7 @@ class StackError(Exception):
 class LocalStack:
     settings: GatewaySettings
     env: dict[str, str]
+    is_demo: bool = True
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     children: list[ChildProcess] = field(default_factory=list)
@@ -111,10 +114,20 @@ class LocalStack:
                 [*celery, "flower", f"--address={settings.host}", f"--port={settings.flower_port}"],
             ),
         ]  # fmt: skip
-        flower_auth = f"{settings.flower_user}:{settings.flower_password}"
+        extra_env = {
+            "flower": {"FLOWER_BASIC_AUTH": f"{settings.flower_user}:{settings.flower_password}"}
+        }
+        if self.is_demo:
+            http_worker, extra_env["http-worker"] = reference_worker(
+                self.api_url, self.env["GATEWAY_WORKER_TOKENS"].split(",")[0]
+            )
+            self.children.append(http_worker)
         for child in self.children:
-            extra = {"FLOWER_BASIC_AUTH": flower_auth} if child.name == "flower" else {}
-            child.start(env={**self.env, **extra}, cwd=REPO_ROOT)
+            child.start(env={**self.env, **extra_env.get(child.name, {})}, cwd=REPO_ROOT)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
 
     def wait_until_api_answers(self, timeout_s: float = 60.0) -> None:
         url = f"http://{self.settings.host}:{self.settings.port}/health"
@@ -138,6 +151,11 @@ class LocalStack:
 
     def stop(self) -> None:
         self.stopping.set()
+        # The HTTP worker first, while the API still answers its last results and hand-backs.
+        for child in self.children:
+            if child.name == "http-worker":
+                child.terminate()
+                child.wait_or_kill(timeout_s=20)
         for child in reversed(self.children):
             child.terminate()
         for child in reversed(self.children):
@@ -168,14 +186,22 @@ def print_banner(stack: LocalStack) -> None:
         f"  Redis     {stack.env['GATEWAY_REDIS_URL']}",
         f"  Worker tokens: {stack.env['GATEWAY_WORKER_TOKENS']}   "
         f"Admin tokens: {stack.env['GATEWAY_ADMIN_TOKENS']}",
-        f"  CLI: source {stack.env_file} && .venv/bin/python -m cli --help",
+        f"  CLI: source {stack.env_file} && .venv/bin/gatewayctl --help",
     ]
+    if stack.is_demo:
+        lines += [
+            "  Demo: Dixie County parcels on the demo platform, worked by the Celery scrape",
+            "  worker and the reference HTTP worker side by side. Watch them arrive:",
+            f"    search   http://{s.host}:{s.port}/v1/search?state=FL&county=dixie&limit=5",
+            f"    workers  Flower (Celery) and http://{s.host}:{s.port}/admin/workers (HTTP)",
+            "  make run RUN_FLAGS=--no-demo starts without it.",
+        ]
     logger.info("\n".join(lines))
 
 
-def run_stack(settings: GatewaySettings, env: dict[str, str]) -> int:
+def run_stack(settings: GatewaySettings, env: dict[str, str], *, is_demo: bool = True) -> int:
     check_ports_free(settings)
-    stack = LocalStack(settings=settings, env=env)
+    stack = LocalStack(settings=settings, env=env, is_demo=is_demo)
 
     def request_stop(signum: int, _: FrameType | None) -> None:
         logger.info("received %s, stopping", signal.Signals(signum).name)
@@ -189,9 +215,18 @@ def run_stack(settings: GatewaySettings, env: dict[str, str]) -> int:
         stack.start_processes()
         stack.wait_until_api_answers()
         if not stack.stopping.is_set():
+            if is_demo:
+                seed_demo_once(
+                    settings.local_demo_ids, settings.local_data_dir.resolve(), stack.env, REPO_ROOT
+                )
             print_banner(stack)
+        admin_token = stack.env["GATEWAY_ADMIN_TOKENS"].split(",")[0]
+        is_demo_active, next_report = is_demo, time.monotonic()
         while not stack.stopping.wait(0.5):
             stack.raise_if_a_child_died()
+            if is_demo_active and time.monotonic() >= next_report:
+                is_demo_active = report_progress(stack.api_url, admin_token)
+                next_report = time.monotonic() + PROGRESS_EVERY_S
     except StackError as exc:
         logger.error("%s", exc)
         return 1

@@ -7,6 +7,7 @@ With GATEWAY_TEST_BROKER_URL set (``make test-rabbitmq``) the stack is given tha
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,15 +15,25 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from gateway_localstack.servers import find_free_port
+from settings import to_sqlalchemy_url
 from tests.celery_workers import REPO_ROOT
 from tests.servers import TestServers
+from tests.shared_data import DIXIE_PARCEL_IDS
 from tests.waiting import wait_for
+
+DEMO_TASKS = 40
 
 
 def start_stack(
-    data_dir: Path, ports: dict[str, int], log_path: Path, *, broker_url: str | None
+    data_dir: Path,
+    ports: dict[str, int],
+    log_path: Path,
+    *,
+    broker_url: str | None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     if broker_url is not None:
@@ -34,6 +45,7 @@ def start_stack(
             "GATEWAY_PORT": str(ports["api"]),
             "GATEWAY_FLOWER_PORT": str(ports["flower"]),
             "GATEWAY_LOCAL_REDIS_PORT": str(ports["redis"]),
+            **(extra_env or {}),
         }
     )
     with log_path.open("ab") as log:
@@ -74,6 +86,26 @@ def stop_with_ctrl_c(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=60)
 
 
+def demo_drained(api: str) -> bool:
+    balance = httpx.get(
+        f"{api}/admin/tasks/balance", headers={"X-Admin-Token": "local-admin-token"}, timeout=5
+    ).json()
+    return bool(balance["succeeded"] == DEMO_TASKS and balance["active"] == 0)
+
+
+def workers_by_kind(data_dir: Path) -> set[str]:
+    """Which kinds of worker finished the demo's tasks (Celery nodes are named name@host)."""
+    env_lines = (data_dir / "stack.env").read_text().splitlines()
+    url = next(line.split("=", 1)[1] for line in env_lines if "GATEWAY_POSTGRES_URL" in line)
+    engine = create_engine(to_sqlalchemy_url(shlex.split(url)[0]))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT DISTINCT leased_by FROM scrape_tasks"))
+            return {"celery" if "@" in row[0] else "http" for row in rows}
+    finally:
+        engine.dispose()
+
+
 def configured_broker(servers: TestServers) -> str | None:
     """The run's explicit broker (GATEWAY_TEST_BROKER_URL), else None: the stack's own Redis."""
     return servers.broker_url if servers.broker_url != servers.redis_url else None
@@ -105,8 +137,15 @@ def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(
     api = f"http://127.0.0.1:{ports['api']}"
     flower = f"http://127.0.0.1:{ports['flower']}"
     log_path = tmp_path / "stack.log"
+    demo_ids = tmp_path / "demo_ids.txt"
+    demo_ids.write_text(
+        "".join(f"{line}\n" for line in DIXIE_PARCEL_IDS.read_text().split()[:DEMO_TASKS])
+    )
+    demo_env = {"GATEWAY_LOCAL_DEMO_IDS": str(demo_ids), "GATEWAY_DEMO_SCRAPE_DELAY_S": "0.2"}
 
-    stack = start_stack(tmp_path / "data", ports, log_path, broker_url=broker_url)
+    stack = start_stack(
+        tmp_path / "data", ports, log_path, broker_url=broker_url, extra_env=demo_env
+    )
     try:
         wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API")
         workers = wait_for(
@@ -118,6 +157,11 @@ def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(
         if broker_url is not None:  # the stack's workers answer on the configured broker
             answers = app.control.ping(destination=workers, timeout=2)
             assert sorted(name for answer in answers for name in answer) == sorted(workers)
+        # The demo: its parcels are worked by both kinds of worker and arrive in search.
+        wait_for(lambda: demo_drained(api), timeout_s=120, what="the demo tasks to finish")
+        assert workers_by_kind(tmp_path / "data") == {"celery", "http"}
+        found = httpx.get(f"{api}/v1/search", params={"state": "FL", "county": "dixie"}).json()
+        assert found["items"], found
     finally:
         exit_code = stop_with_ctrl_c(stack)
         if broker_url is not None:
@@ -127,9 +171,16 @@ def test_the_run_command_brings_up_api_worker_and_flower_and_keeps_data(
     assert "Taxlien Gateway is up" in log
     assert "Traceback" not in log
 
-    restarted = start_stack(tmp_path / "data", ports, log_path, broker_url=broker_url)
+    restarted = start_stack(
+        tmp_path / "data", ports, log_path, broker_url=broker_url, extra_env=demo_env
+    )
     try:
         wait_for(lambda: is_healthy(f"{api}/health"), timeout_s=90, what="the API again")
+        wait_for(  # the demo is queued once per data folder
+            lambda: "demo: tasks were queued on an earlier run" in log_path.read_text(),
+            what="the restarted stack to find its demo queued",
+        )
+        assert demo_drained(api)
     finally:
         assert stop_with_ctrl_c(restarted) == 0
         if broker_url is not None:
