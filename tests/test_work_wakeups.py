@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from services.dispatch.wakeup_channel import LISTENER_CLIENT_NAME
 from services.dispatch.work_waiters import WorkWaiters
-from tests.dispatch_helpers import clean_dispatch_queues, enqueue
+from tests.dispatch_helpers import clean_dispatch_queues, enqueue, lease
 from tests.live_server import serve_app
 from tests.waiting import wait_for
 
@@ -279,3 +279,24 @@ def test_a_long_poll_whose_client_hung_up_stops_waiting_and_leases_nothing(
 
         leased = client.get("/internal/work", params={"platforms": "demo"}, headers=worker_headers)
         assert [t["target"]["parcel_id"] for t in leased.json()["tasks"]] == ["AFTER-HANGUP"]
+
+
+def test_a_worker_paused_while_its_long_poll_waits_is_not_handed_work(
+    wakeup_client: TestClient,
+    api_app: FastAPI,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+) -> None:
+    wakeup_client.post("/internal/heartbeat", json={}, headers=worker_headers)
+    poll = start_poll(wakeup_client, worker_headers, wait=3)
+    wait_until_waiting(api_app, 1)
+    paused = wakeup_client.post(
+        "/admin/workers/worker-test-1/commands", json={"command": "pause"}, headers=admin_headers
+    )
+    assert paused.status_code == 201
+
+    enqueue(wakeup_client, admin_headers, ["AFTER-PAUSE"])
+
+    assert poll.result() == []  # woken by the enqueue, it found its worker paused
+    [task] = lease(wakeup_client, OTHER_WORKER)
+    assert task["target"]["parcel_id"] == "AFTER-PAUSE"

@@ -147,13 +147,22 @@ async def get_work(
         if is_paused or not names:
             return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
 
+        is_checked = True  # by _prepare just now: the first look need not ask again
+
         async def lease() -> list[ScrapeTask]:
+            nonlocal is_checked
+            if is_checked:
+                is_checked = False
+                return await run_in_threadpool(
+                    lease_from_broker,
+                    platforms=names,
+                    capacity=wanted,
+                    worker_id=worker.worker_id,
+                    lease_timeout_s=settings.lease_timeout_s,
+                )
+            # A look after a wait: a pause or a platform disabled meanwhile holds.
             return await run_in_threadpool(
-                lease_from_broker,
-                platforms=names,
-                capacity=wanted,
-                worker_id=worker.worker_id,
-                lease_timeout_s=settings.lease_timeout_s,
+                _lease_now, worker.worker_id, names, wanted, settings.lease_timeout_s
             )
 
         async with watch_disconnect(request.receive) as client_gone:
