@@ -26,6 +26,12 @@ class TimedCache(Generic[T]):
             return None
         return self._value
 
+    def peek(self) -> T | None:
+        """The cached value if it is fresh, without computing (for callers that must not
+        block, such as the event loop)."""
+        with self._lock:
+            return self._fresh()
+
     def get(self) -> T:
         """The cached value, or a new one; concurrent callers wait for one computation."""
         with self._lock:

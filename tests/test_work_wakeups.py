@@ -257,6 +257,18 @@ def test_a_short_look_marks_its_platforms_drained_until_an_announcement_for_them
     assert not waiters.is_drained(["qpublic"])
 
 
+def test_a_look_that_did_not_lease_because_its_worker_is_paused_marks_nothing_drained() -> None:
+    import asyncio
+
+    waiters = _waiters()
+
+    async def paused() -> list[str] | None:
+        return None
+
+    assert asyncio.run(waiters.look(["demo"], capacity=10, lease=paused)) == []
+    assert not waiters.is_drained(["demo"])  # other workers' polls still look at once
+
+
 def test_a_long_poll_whose_client_hung_up_stops_waiting_and_leases_nothing(
     api_app: FastAPI, admin_headers: dict[str, str], worker_headers: dict[str, str]
 ) -> None:

@@ -18,6 +18,7 @@ from gateway_api.api_docs import WORKER_ERRORS
 from gateway_api.auth import WorkerDep
 from gateway_api.client_disconnect import watch_disconnect
 from gateway_api.schemas import Text
+from gateway_api.timed_cache import TimedCache
 from gateway_api.worker_examples import json_example
 from services.dispatch.broker_client import lease_from_broker
 from services.dispatch.envelopes import TASK_TYPE
@@ -29,6 +30,7 @@ from settings import get_settings
 
 router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
 MAX_WAIT_S = 30.0
+PLATFORM_STATES_MAX_AGE_S = 5.0
 PlatformList = Annotated[Text, Field(max_length=2000)]  # a name, or a comma list of names
 
 
@@ -87,23 +89,43 @@ def _split_platforms(raw: list[str]) -> list[str]:
 
 
 def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
-    """The platforms to lease from and the pause flag.
-
-    None named means every enabled platform. A name not in the table is a 422; a disabled one
-    is skipped, so one disabled platform does not stop a worker's work on the others.
-    """
+    """The platforms to lease from and the pause flag, read fresh before every lease."""
     is_paused_now = select(Worker.is_paused).where(Worker.worker_id == worker_id)
     with session_scope() as session:  # one round trip: this runs on every poll
         rows = session.execute(
             select(Platform.name, Platform.is_enabled, is_paused_now.scalar_subquery())
         ).all()
     enabled_by_name = {name: is_enabled for name, is_enabled, _ in rows}
-    is_paused = bool(rows and rows[0][2])
+    return _enabled(enabled_by_name, requested), bool(rows and rows[0][2])
+
+
+def _enabled(enabled_by_name: dict[str, bool], requested: list[str]) -> list[str]:
+    """None named means every enabled platform. A name not in the table is a 422; a disabled
+    one is skipped, so one disabled platform does not stop a worker's work on the others."""
     unknown = [name for name in requested if name not in enabled_by_name]
     if unknown:
         raise InvalidInput(f"unknown platform(s): {', '.join(unknown)}")
     names = requested or sorted(enabled_by_name)
-    return [name for name in names if enabled_by_name[name]], is_paused
+    return [name for name in names if enabled_by_name[name]]
+
+
+def _read_platform_states() -> dict[str, bool]:
+    with session_scope() as session:
+        rows = session.execute(select(Platform.name, Platform.is_enabled))
+        return {name: is_enabled for name, is_enabled in rows}
+
+
+# Which platforms a long poll waits on: a few seconds old at most, so an idle fleet's polls
+# on drained platforms cost no database round trip. Every lease still reads them fresh.
+_platform_states = TimedCache(_read_platform_states, max_age_s=lambda: PLATFORM_STATES_MAX_AGE_S)
+
+
+async def _platforms_to_wait_on(requested: list[str]) -> list[str]:
+    states = _platform_states.peek()
+    if states is None or any(name not in states for name in requested):
+        _platform_states.clear()  # a platform added since is not refused for the cache's age
+        states = await run_in_threadpool(_platform_states.get)
+    return _enabled(states, requested)
 
 
 def get_work_waiters(request: Request) -> WorkWaiters:
@@ -140,29 +162,16 @@ async def get_work(
     requested = _split_platforms(platforms)
     if wait <= 0:  # the whole poll in one trip to the threadpool
         leased = await run_in_threadpool(
-            _lease_now, worker.worker_id, requested, wanted, settings.lease_timeout_s
+            _lease_if_allowed, worker.worker_id, requested, wanted, settings.lease_timeout_s
         )
     else:
-        names, is_paused = await run_in_threadpool(_prepare, worker.worker_id, requested)
-        if is_paused or not names:
+        names = await _platforms_to_wait_on(requested)
+        if not names:
             return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
 
-        is_checked = True  # by _prepare just now: the first look need not ask again
-
-        async def lease() -> list[ScrapeTask]:
-            nonlocal is_checked
-            if is_checked:
-                is_checked = False
-                return await run_in_threadpool(
-                    lease_from_broker,
-                    platforms=names,
-                    capacity=wanted,
-                    worker_id=worker.worker_id,
-                    lease_timeout_s=settings.lease_timeout_s,
-                )
-            # A look after a wait: a pause or a platform disabled meanwhile holds.
+        async def lease() -> list[ScrapeTask] | None:
             return await run_in_threadpool(
-                _lease_now, worker.worker_id, names, wanted, settings.lease_timeout_s
+                _lease_if_allowed, worker.worker_id, names, wanted, settings.lease_timeout_s
             )
 
         async with watch_disconnect(request.receive) as client_gone:
@@ -170,15 +179,17 @@ async def get_work(
                 waiters, names, capacity=wanted, wait_s=wait, lease=lease, client_gone=client_gone
             )
     retry_after = 0 if leased else settings.work_retry_after_s
-    return WorkOut(tasks=[work_task(task) for task in leased], retry_after=retry_after)
+    return WorkOut(tasks=[work_task(task) for task in leased or []], retry_after=retry_after)
 
 
-def _lease_now(
+def _lease_if_allowed(
     worker_id: str, requested: list[str], capacity: int, lease_timeout_s: float
-) -> list[ScrapeTask]:
+) -> list[ScrapeTask] | None:
+    """Lease, unless the worker is paused or none of its platforms is enabled (None: the
+    queues were not looked at)."""
     names, is_paused = _prepare(worker_id, requested)
     if is_paused or not names:
-        return []
+        return None
     return lease_from_broker(
         platforms=names, capacity=capacity, worker_id=worker_id, lease_timeout_s=lease_timeout_s
     )

@@ -22,7 +22,7 @@ async def wait_for_work(
     *,
     capacity: int,
     wait_s: float,
-    lease: Callable[[], Awaitable[list[T]]],
+    lease: Callable[[], Awaitable[list[T] | None]],
     client_gone: asyncio.Event | None = None,
 ) -> list[T]:
     """Lease now (unless these platforms were just found drained); if nothing, wait up to

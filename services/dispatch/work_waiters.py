@@ -133,11 +133,18 @@ class WorkWaiters:
         )
 
     async def look(
-        self, platforms: Sequence[str], *, capacity: int, lease: Callable[[], Awaitable[list[T]]]
+        self,
+        platforms: Sequence[str],
+        *,
+        capacity: int,
+        lease: Callable[[], Awaitable[list[T] | None]],
     ) -> list[T]:
-        """Lease, and remember platforms found drained (unless announced meanwhile)."""
+        """Lease, and remember platforms found drained (unless announced meanwhile). A lease
+        that did not look into the queues (``None``: its worker is paused) tells nothing."""
         generations = {platform: self._announced.get(platform, 0) for platform in platforms}
         leased = await lease()
+        if leased is None:
+            return []
         now = time.monotonic()
         for platform, generation in generations.items():
             if len(leased) < capacity and self._announced.get(platform, 0) == generation:
