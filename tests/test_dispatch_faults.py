@@ -206,6 +206,29 @@ def test_a_heartbeat_reporting_active_tasks_extends_the_workers_leases(
     assert task["task_id"] == str(task_id)
 
 
+def test_a_heartbeat_naming_its_tasks_keeps_only_those_leases_alive(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    held_id, lost_id = enqueue(api_client, admin_headers, ["HELD-1", "LOST-1"])
+    assert len(lease(api_client, worker_headers, capacity=2)) == 2  # one answer "lost" in transit
+    db_session.execute(
+        text("UPDATE scrape_tasks SET lease_expires_at = now() + interval '5 seconds'")
+    )
+    db_session.commit()
+
+    beat = {"active_tasks": 1, "task_ids": [str(held_id)]}
+    assert (
+        api_client.post("/internal/heartbeat", json=beat, headers=worker_headers).status_code == 200
+    )
+
+    soon = datetime.now(UTC) + timedelta(seconds=10)
+    assert task_row(db_session, held_id)["lease_expires_at"] > soon + timedelta(seconds=200)
+    assert task_row(db_session, lost_id)["lease_expires_at"] < soon  # runs out, is retried
+
+
 def test_metrics_report_queue_depth_leases_dead_letters_and_workers(
     api_client: TestClient, admin_headers: dict[str, str], worker_headers: dict[str, str]
 ) -> None:

@@ -87,8 +87,10 @@ class ReferenceWorker:
         self._slot_freed.set()
 
     def read_status(self) -> HeartbeatStatus:
+        held = self.keeper.held()
         return HeartbeatStatus(
-            active_tasks=len(self.keeper.held()),
+            active_tasks=len(held),
+            task_ids=[lease.task_id for lease in held],
             completed_last_minute=self._completed.count(),
             failed_last_minute=self._failed.count(),
             platforms=list(self.options.platforms),

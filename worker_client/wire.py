@@ -113,6 +113,8 @@ class HeartbeatStatus(WireModel):
     platforms: list[str] = Field(default_factory=list)
     cpu_percent: float | None = None
     memory_percent: float | None = None
+    # The leases held: only these are kept alive (one whose lease answer was lost runs out).
+    task_ids: list[uuid.UUID] | None = None
 
 
 class HeartbeatAnswer(WireModel):

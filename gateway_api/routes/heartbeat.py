@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
@@ -16,6 +17,7 @@ from services.dispatch.fleet import HeartbeatStatus, record_heartbeat
 from settings import get_settings
 
 router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
+MAX_HELD_TASKS = 1000
 
 
 class HeartbeatIn(BaseModel):
@@ -27,6 +29,13 @@ class HeartbeatIn(BaseModel):
     platforms: list[PlatformName] = Field(default_factory=list, max_length=200)
     cpu_percent: Percent | None = None
     memory_percent: Percent | None = None
+    task_ids: list[uuid.UUID] | None = Field(
+        default=None,
+        max_length=MAX_HELD_TASKS,
+        description="The tasks this worker holds now (opt-in): when given, only these leases"
+        " are extended, so a lease whose answer never reached the worker runs out and is"
+        " retried instead of being kept alive by every heartbeat",
+    )
 
 
 class HeartbeatOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ class HeartbeatStatus:
     platforms: Sequence[str] = ()
     cpu_percent: float | None = None
     memory_percent: float | None = None
+    task_ids: Sequence[uuid.UUID] | None = None  # the leases held, when the worker says
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,10 @@ def record_heartbeat(
     )
     # A worker that reports no active tasks (e.g. restarted under the same id) does not keep
     # its old leases alive: they run out and are retried.
-    if status.active_tasks > 0:
-        extend_worker_leases(session, worker_id, lease_timeout_s=lease_timeout_s, now=now)
+    if status.active_tasks > 0 or status.task_ids:
+        extend_worker_leases(
+            session, worker_id, lease_timeout_s=lease_timeout_s, now=now, only=status.task_ids
+        )
     pending = session.scalars(
         update(WorkerCommand)
         .where(WorkerCommand.worker_id == worker_id, WorkerCommand.delivered_at.is_(None))

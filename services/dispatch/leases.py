@@ -281,17 +281,22 @@ def extend_lease(
 
 
 def extend_worker_leases(
-    session: Session, worker_id: str, *, lease_timeout_s: float, now: datetime
+    session: Session,
+    worker_id: str,
+    *,
+    lease_timeout_s: float,
+    now: datetime,
+    only: Sequence[uuid.UUID] | None = None,
 ) -> int:
-    """A heartbeat keeps its worker's leases alive (never shortens one)."""
+    """A heartbeat keeps its worker's leases alive (never shortens one): all of them, or
+    ``only`` those it says it holds."""
     expires = now + timedelta(seconds=lease_timeout_s)
-    result = session.execute(
-        update(ScrapeTask)
-        .where(
-            ScrapeTask.leased_by == worker_id,
-            ScrapeTask.status == TaskStatus.LEASED.value,
-            ScrapeTask.lease_expires_at < expires,
-        )
-        .values(lease_expires_at=expires)
-    )
+    held = [
+        ScrapeTask.leased_by == worker_id,
+        ScrapeTask.status == TaskStatus.LEASED.value,
+        ScrapeTask.lease_expires_at < expires,
+    ]
+    if only is not None:
+        held.append(ScrapeTask.id.in_(list(only)))
+    result = session.execute(update(ScrapeTask).where(*held).values(lease_expires_at=expires))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
