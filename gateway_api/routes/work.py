@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -21,6 +22,7 @@ from gateway_api.schemas import Text
 from gateway_api.worker_examples import json_example
 from services.dispatch.broker_client import lease_from_broker
 from services.dispatch.envelopes import TASK_TYPE
+from services.dispatch.lease_loop import DeferredStarts
 from services.dispatch.long_poll import wait_for_work
 from services.dispatch.work_requests import parse_capacity
 from services.dispatch.work_waiters import WorkWaiters
@@ -135,12 +137,17 @@ async def get_work(
     ] = None,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
 ) -> WorkOut:
-    """Lease up to ``capacity`` tasks in strict priority order; ``wait`` long-polls."""
+    """Lease up to ``capacity`` tasks in strict priority order; ``wait`` long-polls.
+
+    Tasks whose platform or county is at its start limit are skipped (put off until their
+    slot); with nothing leased for that reason, ``retry_after`` is the time to the next slot.
+    """
     settings, wanted = get_settings(), parse_capacity(capacity)
     requested = _split_platforms(platforms)
+    deferred = DeferredStarts()
     if wait <= 0:  # the whole poll in one trip to the threadpool
         leased = await run_in_threadpool(
-            _lease_now, worker.worker_id, requested, wanted, settings.lease_timeout_s
+            _lease_now, worker.worker_id, requested, wanted, settings.lease_timeout_s, deferred
         )
     else:
         names, is_paused = await run_in_threadpool(_prepare, worker.worker_id, requested)
@@ -154,22 +161,41 @@ async def get_work(
                 capacity=wanted,
                 worker_id=worker.worker_id,
                 lease_timeout_s=settings.lease_timeout_s,
+                deferred=deferred,
             )
 
         async with watch_disconnect(request.receive) as client_gone:
             leased = await wait_for_work(
                 waiters, names, capacity=wanted, wait_s=wait, lease=lease, client_gone=client_gone
             )
-    retry_after = 0 if leased else settings.work_retry_after_s
-    return WorkOut(tasks=[work_task(task) for task in leased], retry_after=retry_after)
+    return WorkOut(
+        tasks=[work_task(task) for task in leased],
+        retry_after=_retry_after(leased, deferred, settings.work_retry_after_s),
+    )
+
+
+def _retry_after(leased: list[ScrapeTask], deferred: DeferredStarts, default_s: int) -> int:
+    if leased:
+        return 0
+    if deferred.soonest_s is not None:  # work is there, its sites' budget is not
+        return max(1, math.ceil(deferred.soonest_s))
+    return default_s
 
 
 def _lease_now(
-    worker_id: str, requested: list[str], capacity: int, lease_timeout_s: float
+    worker_id: str,
+    requested: list[str],
+    capacity: int,
+    lease_timeout_s: float,
+    deferred: DeferredStarts,
 ) -> list[ScrapeTask]:
     names, is_paused = _prepare(worker_id, requested)
     if is_paused or not names:
         return []
     return lease_from_broker(
-        platforms=names, capacity=capacity, worker_id=worker_id, lease_timeout_s=lease_timeout_s
+        platforms=names,
+        capacity=capacity,
+        worker_id=worker_id,
+        lease_timeout_s=lease_timeout_s,
+        deferred=deferred,
     )
