@@ -54,7 +54,7 @@ def ration_starts(
         select(ScrapeTask.id, ScrapeTask.platform, ScrapeTask.county).where(
             ScrapeTask.id.in_(list(task_ids)), ScrapeTask.status == TaskStatus.QUEUED.value
         )
-    ).tuples()
+    )
     places = {task_id: (platform, county) for task_id, platform, county in rows}
     budget = start_budget()
     allowed: list[uuid.UUID] = []

@@ -3,8 +3,8 @@
 One Lua script decides a start for every scope it must fit (platform, county) at once, on
 Redis's clock, so every API process and Celery child shares one budget and two starts never
 take the same slot. A scope with ``per_minute`` N at factor f starts at most one task every
-60 / (N·f) seconds, with no burst: a county site sees an even pace, never a flood after a
-quiet spell.
+60 / (N·f) seconds after its last start, with no burst: a county site sees an even pace,
+never a flood after a quiet spell.
 
 Pushback (a worker reports ``rate_limited``/``blocked``, or a Retry-After) deepens the
 scope's cut by one level (the rate halves) and restarts its cool-down; every cool-down
@@ -47,27 +47,30 @@ local function cut_level(level, cut_at, now, cooldown)
 end
 """
 
-# KEYS: one hash per scope {tat, level, cut_at}; ARGV: cool-down ms, then per_minute per key.
-# Returns {1, 0} and takes a slot in every scope, or {0, ms until the latest scope is free}.
+# KEYS: one hash per scope {last, level, cut_at, paused_until}; ARGV: cool-down ms, then
+# per_minute per key. The spacing is applied from the last start at the rate in force now, so
+# a changed limit or a lifted cut counts at once. Returns {1, 0} and records the start in
+# every scope, or {0, ms until every scope has a slot}.
 TAKE_START_LUA = (
     _LEVEL_LUA
     + """
 local now = clock_ms()
 local cooldown = tonumber(ARGV[1])
 local wait = 0
-local plan = {}
+local keep = {}
 for i, key in ipairs(KEYS) do
-  local state = redis.call('HMGET', key, 'tat', 'level', 'cut_at')
+  local state = redis.call('HMGET', key, 'last', 'level', 'cut_at', 'paused_until')
   local level = cut_level(state[2], state[3], now, cooldown)
-  plan[i] = {60000 * (2 ^ level) / tonumber(ARGV[i + 1]), level}
-  local tat = tonumber(state[1]) or 0
-  if tat - now > wait then wait = tat - now end
+  local interval = 60000 * (2 ^ level) / tonumber(ARGV[i + 1])
+  local next_at = math.max((tonumber(state[1]) or 0) + interval, tonumber(state[4]) or 0)
+  if next_at - now > wait then wait = next_at - now end
+  keep[i] = math.max(interval, level * cooldown)
 end
 if wait > 0 then return {0, math.ceil(wait)} end
 for i, key in ipairs(KEYS) do
-  local interval, level = plan[i][1], plan[i][2]
-  redis.call('HSET', key, 'tat', string.format('%.3f', now + interval))
-  redis.call('PEXPIRE', key, math.ceil(math.max(interval, level * cooldown)) + 60000)
+  redis.call('HSET', key, 'last', now)
+  local ttl = math.ceil(keep[i]) + 60000
+  redis.call('PEXPIRE', key, math.max(ttl, redis.call('PTTL', key)))
 end
 return {1, 0}
 """
@@ -80,19 +83,20 @@ REPORT_PUSHBACK_LUA = (
     + """
 local now = clock_ms()
 local cooldown = tonumber(ARGV[1])
-local state = redis.call('HMGET', KEYS[1], 'tat', 'level', 'cut_at')
-local level = cut_level(state[2], state[3], now, cooldown)
-local last_cut = tonumber(state[3])
+local state = redis.call('HMGET', KEYS[1], 'level', 'cut_at', 'paused_until')
+local level = cut_level(state[1], state[2], now, cooldown)
+local last_cut = tonumber(state[2])
 if level == 0 or last_cut == nil or now - last_cut >= cooldown * tonumber(ARGV[3]) then
   level = math.min(level + 1, tonumber(ARGV[2]))
 end
 redis.call('HSET', KEYS[1], 'level', level, 'cut_at', now)
 local pause = tonumber(ARGV[4])
-local tat = tonumber(state[1]) or 0
-if pause > 0 and now + pause > tat then
-  redis.call('HSET', KEYS[1], 'tat', now + pause)
+if pause > 0 and now + pause > (tonumber(state[3]) or 0) then
+  redis.call('HSET', KEYS[1], 'paused_until', now + pause)
 end
-redis.call('PEXPIRE', KEYS[1], math.ceil(level * cooldown + pause) + 60000)
+-- Never shorter than it was: the key also holds the last start, spaced by the interval.
+local ttl = math.ceil(level * cooldown + pause) + 60000
+redis.call('PEXPIRE', KEYS[1], math.max(ttl, redis.call('PTTL', KEYS[1])))
 return level
 """
 )
