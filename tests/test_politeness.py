@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.dispatch.rate_limits import Scope, ScopeLimit, forget_cached_limits
-from services.queues import scrape_queue_names
+from services.queues import scrape_queue_name, scrape_queue_names
 from settings import get_settings
 from tests.celery_workers import WorkerProcess
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
@@ -79,9 +79,16 @@ def enqueue_in(
     *,
     platform: str = "demo",
     county: str = "dixie",
+    priority: int = 3,
 ) -> list[uuid.UUID]:
     items = [
-        {"platform": platform, "state": "FL", "county": county, "parcel_id": parcel_id}
+        {
+            "platform": platform,
+            "state": "FL",
+            "county": county,
+            "parcel_id": parcel_id,
+            "priority": priority,
+        }
         for parcel_id in parcel_ids
     ]
     response = client.post("/admin/tasks", json={"tasks": items}, headers=headers)
@@ -357,9 +364,14 @@ def test_no_more_than_the_limit_start_across_http_and_celery_workers_together(
     per_minute = 120
     spacing_s = 60 / per_minute
     set_limit(api_client, admin_headers, "demo", per_minute)
+    # Both kinds surely start some: only HTTP leasing reads the p1 queue, and the Celery
+    # workers, blocked on p3, take each p3 message the moment it is published.
     for _ in range(2):
-        celery_worker_factory(DEMO_QUEUES, concurrency=2)
-    demo = enqueue_in(api_client, admin_headers, [f"F-{i:02d}" for i in range(16)])
+        celery_worker_factory([scrape_queue_name("demo", 3)], concurrency=2)
+    demo = [
+        *enqueue_in(api_client, admin_headers, [f"F-{i:02d}" for i in range(8)], priority=1),
+        *enqueue_in(api_client, admin_headers, [f"F-{i:02d}" for i in range(8, 16)]),
+    ]
     other = enqueue_in(
         api_client, admin_headers, [f"G-{i:02d}" for i in range(6)], platform="qpublic"
     )
@@ -394,6 +406,7 @@ def test_no_more_than_the_limit_start_across_http_and_celery_workers_together(
         for thread in threads:
             thread.join(timeout=10)
 
+    started = rows(db_session, demo)
     starts = [row["started_at"] for row in started]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= spacing_s - STAMP_SLACK_S, gaps
