@@ -49,7 +49,13 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
     is_redelivery = bool((self.request.delivery_info or {}).get("redelivered"))
     lost = _lost_holders(task_id, me) if is_redelivery else set()
     with session_scope() as session:
-        wait_s = hold_for_budget(session, task_id, now=datetime.now(UTC))
+        wait_s = hold_for_budget(
+            session,
+            task_id,
+            platform=str(envelope.get("platform", "")),
+            county=str(envelope.get("county", "")),
+            now=datetime.now(UTC),
+        )
         claimed = None
         if wait_s <= 0:
             claimed = claim_run(

@@ -164,9 +164,6 @@ def test_platforms_keys_worker_tokens_rejects_and_queues(
 
 
 def test_rate_limits_are_set_listed_and_cleared(cli_mode: str) -> None:
-    from services.dispatch.rate_limits import forget_cached_limits
-
-    forget_cached_limits()  # the table was truncated after the last test
     assert run("rate-limits", "set", "qpublic", "5/min").output.startswith("qpublic ")
     county = run_json("rate-limits", "set", "qpublic/Dixie", "2")
     assert (county["scope"], county["per_minute"], county["effective_per_minute"]) == (
@@ -184,7 +181,6 @@ def test_rate_limits_are_set_listed_and_cleared(cli_mode: str) -> None:
     assert run_json("rate-limits", "clear", "qpublic") == {"scope": "qpublic", "cleared": True}
     assert "no rate limit" in run("rate-limits", "clear", "qpublic", exit_code=1).output
     assert "starts a minute" in run("rate-limits", "set", "qpublic", "fast", exit_code=2).output
-    forget_cached_limits()
 
 
 def test_the_version_and_a_refusal_of_import_legacy_in_api_mode(cli_mode: str) -> None:

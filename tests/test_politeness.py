@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.dispatch.rate_limits import Scope, ScopeLimit, forget_cached_limits
+from services.dispatch.rate_limits import Scope, ScopeLimit
 from services.queues import scrape_queue_name, scrape_queue_names
 from settings import get_settings
 from tests.celery_workers import WorkerProcess
@@ -28,20 +28,12 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
 )
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.usefixtures(clean_dispatch_queues.__name__, "fresh_limits")
+pytestmark = pytest.mark.usefixtures(clean_dispatch_queues.__name__)
 WorkerFactory = Callable[..., WorkerProcess]
 DEMO_QUEUES = scrape_queue_names(["demo"])
 # Start times are stamped by each process just after Redis granted the slot: a few
 # milliseconds of scheduling may sit between the grant and the stamp.
 STAMP_SLACK_S = 0.05
-
-
-@pytest.fixture
-def fresh_limits() -> Iterator[None]:
-    """The table is truncated between tests; this process's cached copy goes with it."""
-    forget_cached_limits()
-    yield
-    forget_cached_limits()
 
 
 @pytest.fixture

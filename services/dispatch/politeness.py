@@ -94,21 +94,23 @@ def defer_starts(session: Session, deferrals: Mapping[uuid.UUID, float], *, now:
     return moved
 
 
-def hold_for_budget(session: Session, task_id: uuid.UUID, *, now: datetime) -> float:
-    """A Celery run's start: 0 to go ahead (its slot taken), else the task was put off and
-    this is the wait. A row not queued is left to the claim (a duplicate, or a lost run to
-    take over, which is no new start of the site's page but a retry of one)."""
-    limits = current_limits(session)
-    if not limits.per_minute:
+def hold_for_budget(
+    session: Session, task_id: uuid.UUID, *, platform: str, county: str, now: datetime
+) -> float:
+    """A Celery run's start (``platform`` and ``county`` from its envelope): 0 to go ahead
+    (its slot taken), else the task was put off and this is the wait. A row not queued is
+    left to the claim (a duplicate, or a lost run to take over: a retry, not a new start)."""
+    limits = current_limits(session).limits_for(platform, county)
+    if not limits:
         return 0.0
-    place = session.execute(
-        select(ScrapeTask.platform, ScrapeTask.county)
+    is_queued = session.execute(
+        select(ScrapeTask.id)
         .where(ScrapeTask.id == task_id, ScrapeTask.status == TaskStatus.QUEUED.value)
         .with_for_update()
     ).first()
-    if place is None:
+    if is_queued is None:
         return 0.0
-    wait_s = start_budget().take_start(limits.limits_for(place[0], place[1]))
+    wait_s = start_budget().take_start(limits)
     if wait_s > 0:
         defer_starts(session, {task_id: wait_s}, now=now)
     return wait_s
