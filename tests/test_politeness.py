@@ -28,7 +28,8 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
 )
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.usefixtures(clean_dispatch_queues.__name__)
+# Every test here leases or runs through the broker: all of them run with RabbitMQ too.
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
 WorkerFactory = Callable[..., WorkerProcess]
 DEMO_QUEUES = scrape_queue_names(["demo"])
 # Start times are stamped by each process just after Redis granted the slot: a few
@@ -288,7 +289,6 @@ def test_a_retry_after_the_worker_reports_pauses_the_scope(
     assert limit_in_force(api_client, admin_headers, "demo/dixie")["cut_level"] == 1
 
 
-@pytest.mark.broker
 def test_an_over_budget_celery_task_burns_no_attempt_and_frees_its_worker(
     api_client: TestClient,
     admin_headers: dict[str, str],
@@ -313,7 +313,6 @@ def test_an_over_budget_celery_task_burns_no_attempt_and_frees_its_worker(
     assert "over its start budget" in worker.log()
 
 
-@pytest.mark.broker
 def test_a_changed_limit_reaches_a_running_celery_worker_without_a_restart(
     api_client: TestClient,
     admin_headers: dict[str, str],
@@ -342,7 +341,6 @@ def test_a_changed_limit_reaches_a_running_celery_worker_without_a_restart(
     )
 
 
-@pytest.mark.broker
 def test_no_more_than_the_limit_start_across_http_and_celery_workers_together(
     api_client: TestClient,
     admin_headers: dict[str, str],

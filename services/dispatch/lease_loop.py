@@ -96,8 +96,9 @@ def lease_work(
     levels = queue_levels(platforms)
     leased: list[ScrapeTask] = []
     deferred = DeferredStarts() if deferred is None else deferred
+    put_off_cap = deferred.count + MAX_DEFERRED_PER_CALL  # the collector may span calls
     try:
-        while len(leased) < capacity and deferred.count < MAX_DEFERRED_PER_CALL:
+        while len(leased) < capacity and deferred.count < put_off_cap:
             taken = source.take(levels, capacity - len(leased))
             if not taken:
                 break
