@@ -139,6 +139,12 @@ class GatewaySettings(BaseSettings):
     unpublished_grace_s: int = Field(default=30, ge=0)
     redrive_rate_per_s: float = Field(default=10.0, gt=0)
     dispatch_job_interval_s: float = Field(default=10.0, gt=0)
+    # Politeness (rate_limits table): processes re-read the limits at most this often, so a
+    # change reaches every worker within it without a restart.
+    rate_limit_refresh_s: float = Field(default=2.0, ge=0, le=60)
+    # A rate_limited/blocked report halves the scope's rate for this long; each further
+    # cool-down without a report doubles it back, up to the configured rate.
+    rate_limit_cooldown_s: float = Field(default=300.0, gt=0, le=86_400)
     # The demo scraper's pretend page-load time (tests use it to kill a worker mid-task).
     demo_scrape_delay_s: float = Field(default=0.0, ge=0)
 

@@ -31,6 +31,12 @@ class AdminApi:
     def patch(self, path: str, body: dict[str, Any]) -> Any:
         return self._send("PATCH", path, json=body)
 
+    def put(self, path: str, body: dict[str, Any]) -> Any:
+        return self._send("PUT", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self._send("DELETE", path)
+
     def _send(self, method: str, path: str, **options: Any) -> Any:
         try:
             response = self._client.request(method, path, **options)

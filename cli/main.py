@@ -57,6 +57,7 @@ def register_commands() -> None:
     from cli.ingest_rejects import ingest_rejects_group
     from cli.legacy_import import import_legacy_command
     from cli.platforms import platforms_group
+    from cli.rate_limits import rate_limits_group
     from cli.tasks import tasks_group
     from cli.worker_tokens import worker_tokens_group
     from cli.workers import workers_group
@@ -66,6 +67,7 @@ def register_commands() -> None:
     main.add_command(workers_group)
     main.add_command(ingest_rejects_group)
     main.add_command(platforms_group)
+    main.add_command(rate_limits_group)
     main.add_command(import_legacy_command)
     main.add_command(worker_tokens_group)
     main.add_command(tasks_group)

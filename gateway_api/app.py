@@ -19,6 +19,7 @@ from gateway_api.routes import (
     admin_ingest_rejects,
     admin_platforms,
     admin_queues,
+    admin_rate_limits,
     admin_tasks,
     admin_worker_credentials,
     admin_workers,
@@ -93,6 +94,7 @@ def create_app() -> FastAPI:
     ):
         app.include_router(router.router)
     app.include_router(admin_platforms.router)
+    app.include_router(admin_rate_limits.router)
     install_dispatch_metrics()
     remove_stale_spool_files(raw_files.raw_file_storage().incoming_dir())
     return app

@@ -19,6 +19,7 @@ from db.session import session_scope
 from gateway_api.ledger_metrics import ledger_metric_families
 from gateway_api.metrics import register_live_collector
 from gateway_api.outcome_metrics import install_outcome_metrics
+from gateway_api.politeness_metrics import install_rate_limit_metrics
 from gateway_api.service_metrics import install_service_metrics
 from gateway_api.timed_cache import TimedCache
 from services.dispatch.failures import FailureReason
@@ -122,10 +123,12 @@ _collector: DispatchCollector | None = None
 
 def install_dispatch_metrics() -> DispatchCollector:
     """Register the collectors once per process (create_app may run more than once): the
-    ledger's figures, the task outcome totals, readiness and the service queues."""
+    ledger's figures, the task outcome totals, readiness, the service queues and the rate
+    limits in force."""
     global _collector
     install_outcome_metrics(enabled_platforms)
     install_service_metrics()
+    install_rate_limit_metrics()
     if _collector is None:
         _collector = DispatchCollector()
         register_live_collector(_collector)

@@ -22,13 +22,22 @@ class ScrapeTarget:
 
 
 class ScrapeFailed(Exception):
-    """An expected failure: ``reason`` is one of the fail reasons of the worker contract."""
+    """An expected failure: ``reason`` is one of the fail reasons of the worker contract;
+    ``retry_after_s`` is a site's Retry-After, if it sent one (it pauses the site's budget)."""
 
-    def __init__(self, reason: str, message: str, *, is_retryable: bool = True) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        is_retryable: bool = True,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.is_retryable = is_retryable
+        self.retry_after_s = retry_after_s
 
 
 Scraper = Callable[[ScrapeTarget], dict[str, str]]

@@ -7,6 +7,11 @@ returns; a redelivery after the run was lost takes it over), runs the platform's
 sends the result to ``ingest.parcel_results``. The ingest marks the row succeeded once the
 result is written (or recorded as a reject), so the task writes the ledger once.
 
+Politeness: before the claim the start must fit the fleet's start budget of the task's
+platform and county; a task over budget is put off in the ledger (``retry_wait`` until its
+slot, no attempt counted) and the task returns at once, so the worker process is free for
+the next message: no sleep, no countdown held in worker memory.
+
 Retry policy: never Celery's own. A failure is recorded in the ledger (``retry_wait`` with
 backoff, or ``dead`` after the last retry) and the beat re-publishes it when due.
 """
@@ -28,6 +33,7 @@ from scrapers import ScrapeFailed, ScrapeTarget, get_scraper
 from services.dispatch.broker_client import run_lease_s
 from services.dispatch.envelopes import SCRAPE_TASK_NAME
 from services.dispatch.failures import FailureReason
+from services.dispatch.politeness import hold_for_budget
 from services.dispatch.running import claim_run, fail_run, running_holder
 from tasks.app import app
 from tasks.ingest import INGEST_TASK_NAME
@@ -43,15 +49,27 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
     is_redelivery = bool((self.request.delivery_info or {}).get("redelivered"))
     lost = _lost_holders(task_id, me) if is_redelivery else set()
     with session_scope() as session:
-        claimed = claim_run(
+        wait_s = hold_for_budget(
             session,
             task_id,
-            worker_name=me,
-            run_lease_s=run_lease_s(),
-            is_redelivery=is_redelivery,
-            lost_holders=lost,
+            platform=str(envelope.get("platform", "")),
+            county=str(envelope.get("county", "")),
             now=datetime.now(UTC),
         )
+        claimed = None
+        if wait_s <= 0:
+            claimed = claim_run(
+                session,
+                task_id,
+                worker_name=me,
+                run_lease_s=run_lease_s(),
+                is_redelivery=is_redelivery,
+                lost_holders=lost,
+                now=datetime.now(UTC),
+            )
+    if wait_s > 0:
+        logger.info("task %s is over its start budget: put off %.1fs", task_id, wait_s)
+        return "deferred"
     if claimed is None:
         logger.info("task %s is not queued: duplicate delivery dropped", task_id)
         return "duplicate"
@@ -59,7 +77,9 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
     try:
         data, parse_ms = _run_scraper(claimed)
     except ScrapeFailed as exc:
-        return _record_failure(claimed, exc.reason, exc.message, exc.is_retryable)
+        return _record_failure(
+            claimed, exc.reason, exc.message, exc.is_retryable, retry_after_s=exc.retry_after_s
+        )
     except SoftTimeLimitExceeded:
         return _record_failure(claimed, FailureReason.TIMEOUT, "soft time limit reached", True)
     except Exception as exc:
@@ -127,7 +147,14 @@ def _result_item(task: ScrapeTask, data: dict[str, str], parse_ms: int) -> dict[
     }
 
 
-def _record_failure(task: ScrapeTask, reason: str, message: str, is_retryable: bool) -> str:
+def _record_failure(
+    task: ScrapeTask,
+    reason: str,
+    message: str,
+    is_retryable: bool,
+    *,
+    retry_after_s: float | None = None,
+) -> str:
     assert task.lease_token is not None
     with session_scope() as session:
         outcome = fail_run(
@@ -137,6 +164,7 @@ def _record_failure(task: ScrapeTask, reason: str, message: str, is_retryable: b
             reason=str(reason),
             message=message,
             is_retryable=is_retryable,
+            retry_after_s=retry_after_s,
             now=datetime.now(UTC),
         )
     if outcome is None:

@@ -107,6 +107,9 @@ def _isolate_state(seed_platforms: list[str]) -> Iterator[None]:
     from gateway_api.auth import worker_identity_cache
 
     worker_identity_cache().clear()  # claims and credentials were just truncated
+    from services.dispatch.rate_limits import forget_cached_limits
+
+    forget_cached_limits()  # so were the politeness limits
     if settings.celery_broker_url != settings.cache_url and settings.is_redis_broker:
         flush_redis_keeping_bindings(settings.celery_broker_url)
 

@@ -163,6 +163,26 @@ def test_platforms_keys_worker_tokens_rejects_and_queues(
     assert "purged 0" in run(*purge).output
 
 
+def test_rate_limits_are_set_listed_and_cleared(cli_mode: str) -> None:
+    assert run("rate-limits", "set", "qpublic", "5/min").output.startswith("qpublic ")
+    county = run_json("rate-limits", "set", "qpublic/Dixie", "2")
+    assert (county["scope"], county["per_minute"], county["effective_per_minute"]) == (
+        "qpublic/dixie",
+        2,
+        2.0,
+    )
+    listed = run_json("rate-limits", "list")["rate_limits"]
+    assert [(item["scope"], item["per_minute"]) for item in listed] == [
+        ("qpublic", 5),
+        ("qpublic/dixie", 2),
+    ]
+    assert "qpublic/dixie" in run("rate-limits", "list").output
+    assert "cleared qpublic/dixie" in run("rate-limits", "clear", "qpublic/dixie").output
+    assert run_json("rate-limits", "clear", "qpublic") == {"scope": "qpublic", "cleared": True}
+    assert "no rate limit" in run("rate-limits", "clear", "qpublic", exit_code=1).output
+    assert "starts a minute" in run("rate-limits", "set", "qpublic", "fast", exit_code=2).output
+
+
 def test_the_version_and_a_refusal_of_import_legacy_in_api_mode(cli_mode: str) -> None:
     assert run("--version").output.startswith("gatewayctl ")
     if cli_mode == "api":

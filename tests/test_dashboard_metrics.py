@@ -99,6 +99,10 @@ PANEL_SERIES: dict[str, tuple[str, Labels]] = {
         {"platform": "demo", "reason": "format_changed"},
     ),
     "HTTP workers by state": ("gateway_workers", {}),
+    "Start rate limits in force (per minute)": (
+        "gateway_rate_limit_per_minute",
+        {"platform": "qpublic"},
+    ),
     "Ingested rows/s by outcome": ("gateway_ingest_rows_total", {"outcome": "inserted"}),
     "Unparsed scraped values/s by field": (
         "gateway_ingest_unparsed_values_total",
@@ -228,6 +232,10 @@ def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
     )
     assert ingested.json()["inserted"] == 1, ingested.text
     refuse_an_anonymous_search(api_client)
+    limited = api_client.put(  # qpublic: this test's demo leases stay unlimited
+        "/admin/rate-limits/qpublic", json={"per_minute": 30}, headers=admin_headers
+    )
+    assert limited.status_code == 200, limited.text
     after = metrics()
 
     moved_by = {

@@ -47,7 +47,7 @@ for _route in (
 ):  # fmt: skip
     NEEDS_STATE.setdefault(_route, set()).add(403)  # a used-up daily quota
 # Well-formed values naming nothing, where any text would be refused before the lookup.
-PLAUSIBLE_PATH_VALUES = {"state": "FL", "county": "Dixie"}
+PLAUSIBLE_PATH_VALUES = {"state": "FL", "county": "Dixie", "platform": "no_such_platform"}
 # The daily quota of a feature, used up (each route below takes one).
 QUOTA_ROUTES = (
     "/v1/parcels/FL/Dixie/no-such-thing", "/v1/parcels/FL/Dixie/no-such-thing/history",
@@ -58,6 +58,8 @@ QUOTA_ROUTES = (
 VALID_BODIES = {
     "PATCH /admin/api-keys/{key_id}": {"tier": "free"},
     "POST /admin/workers/{worker_id}/commands": {"command": "pause"},
+    "PUT /admin/rate-limits/{platform}": {"per_minute": 5},
+    "PUT /admin/rate-limits/{platform}/{county}": {"per_minute": 5},
 }
 
 
@@ -186,7 +188,7 @@ class Prober:
             bad = malformed_value(schema_of(parameter, self.spec))
             if bad is not None:
                 self.call(op, headers=valid, params={parameter["name"]: bad})
-        if op.method in {"post", "patch"}:
+        if op.method in {"post", "patch", "put"}:
             self.probe_bodies(op, valid)
         if op.label in VALID_BODIES:
             self.call(op, headers=valid, json=VALID_BODIES[op.label])

@@ -13,6 +13,7 @@ from db.models.ledger import (
 )
 from db.models.parcel_search import SEARCH_INDEXES
 from db.models.parcels import Parcel, ParcelSnapshot
+from db.models.rate_limits import RateLimit
 from db.models.raw_files import RawFile
 from db.models.worker_credentials import WorkerCredential, WorkerIdentityClaim
 
@@ -27,6 +28,7 @@ __all__ = [
     "Parcel",
     "ParcelSnapshot",
     "Platform",
+    "RateLimit",
     "RawFile",
     "RejectReason",
     "ScrapeTask",

@@ -61,6 +61,13 @@ class FailIn(LeaseRef):
     )
     message: Text | None = Field(default="", max_length=10_000)
     retry_suggested: bool | None = True
+    retry_after_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="The site's Retry-After, in seconds, if it sent one: the platform's (or"
+        " county's) starts pause that long and its rate is lowered for a cool-down",
+    )
 
 
 class FailOut(BaseModel):
@@ -186,6 +193,7 @@ def fail_task(
         reason=reason,
         message=message,
         retry_suggested=body.retry_suggested is not False,
+        retry_after_s=body.retry_after_s,
         now=datetime.now(UTC),
     )
     return FailOut(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -22,6 +23,7 @@ from gateway_api.timed_cache import TimedCache
 from gateway_api.worker_examples import json_example
 from services.dispatch.broker_client import lease_from_broker
 from services.dispatch.envelopes import TASK_TYPE
+from services.dispatch.lease_loop import DeferredStarts
 from services.dispatch.long_poll import wait_for_work
 from services.dispatch.work_requests import parse_capacity
 from services.dispatch.work_waiters import WorkWaiters
@@ -157,12 +159,22 @@ async def get_work(
     ] = None,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
 ) -> WorkOut:
-    """Lease up to ``capacity`` tasks in strict priority order; ``wait`` long-polls."""
+    """Lease up to ``capacity`` tasks in strict priority order; ``wait`` long-polls.
+
+    Tasks whose platform or county is at its start limit are skipped (put off until their
+    slot); with nothing leased for that reason, ``retry_after`` is the time to the next slot.
+    """
     settings, wanted = get_settings(), parse_capacity(capacity)
     requested = _split_platforms(platforms)
+    deferred = DeferredStarts()
     if wait <= 0:  # the whole poll in one trip to the threadpool
         leased = await run_in_threadpool(
-            _lease_if_allowed, worker.worker_id, requested, wanted, settings.lease_timeout_s
+            _lease_if_allowed,
+            worker.worker_id,
+            requested,
+            wanted,
+            settings.lease_timeout_s,
+            deferred,
         )
     else:
         names = await _platforms_to_wait_on(requested)
@@ -171,25 +183,49 @@ async def get_work(
 
         async def lease() -> list[ScrapeTask] | None:
             return await run_in_threadpool(
-                _lease_if_allowed, worker.worker_id, names, wanted, settings.lease_timeout_s
+                _lease_if_allowed,
+                worker.worker_id,
+                names,
+                wanted,
+                settings.lease_timeout_s,
+                deferred,
             )
 
         async with watch_disconnect(request.receive) as client_gone:
             leased = await wait_for_work(
                 waiters, names, capacity=wanted, wait_s=wait, lease=lease, client_gone=client_gone
             )
-    retry_after = 0 if leased else settings.work_retry_after_s
-    return WorkOut(tasks=[work_task(task) for task in leased or []], retry_after=retry_after)
+    leased = leased or []
+    return WorkOut(
+        tasks=[work_task(task) for task in leased],
+        retry_after=_retry_after(leased, deferred, settings.work_retry_after_s),
+    )
+
+
+def _retry_after(leased: list[ScrapeTask], deferred: DeferredStarts, default_s: int) -> int:
+    if leased:
+        return 0
+    if deferred.soonest_s is not None:  # work is there, its sites' budget is not
+        return max(1, math.ceil(deferred.soonest_s))
+    return default_s
 
 
 def _lease_if_allowed(
-    worker_id: str, requested: list[str], capacity: int, lease_timeout_s: float
+    worker_id: str,
+    requested: list[str],
+    capacity: int,
+    lease_timeout_s: float,
+    deferred: DeferredStarts,
 ) -> list[ScrapeTask] | None:
     """Lease, unless the worker is paused or none of its platforms is enabled (None: the
-    queues were not looked at)."""
+    queues were not looked at). Starts over budget are put off and noted in ``deferred``."""
     names, is_paused = _prepare(worker_id, requested)
     if is_paused or not names:
         return None
     return lease_from_broker(
-        platforms=names, capacity=capacity, worker_id=worker_id, lease_timeout_s=lease_timeout_s
+        platforms=names,
+        capacity=capacity,
+        worker_id=worker_id,
+        lease_timeout_s=lease_timeout_s,
+        deferred=deferred,
     )

@@ -22,7 +22,7 @@ from services.dispatch.celery_app import app
 from services.dispatch.enqueue import EnqueueReport, EnqueueRequest, enqueue_tasks
 from services.dispatch.envelopes import SCRAPE_TASK_NAME, ScrapeMessage
 from services.dispatch.kombu_source import KombuSource
-from services.dispatch.lease_loop import MessageSource, lease_work
+from services.dispatch.lease_loop import DeferredStarts, MessageSource, lease_work
 from services.dispatch.publishing import QueueKey, mark_published
 from services.dispatch.redis_source import RedisQueueLayout, RedisSource
 from services.dispatch.wakeup_channel import announce_published, count_by_platform
@@ -120,9 +120,15 @@ def _mark_published(task_ids: Sequence[uuid.UUID]) -> None:
 
 
 def lease_from_broker(
-    *, platforms: Sequence[str], capacity: int, worker_id: str, lease_timeout_s: float
+    *,
+    platforms: Sequence[str],
+    capacity: int,
+    worker_id: str,
+    lease_timeout_s: float,
+    deferred: DeferredStarts | None = None,
 ) -> list[ScrapeTask]:
-    """One leasing pass on a pooled connection (released before returning)."""
+    """One leasing pass on a pooled connection (released before returning); tasks put off
+    for want of start budget are counted in ``deferred``."""
     with pooled_connection() as connection:
         return lease_work(
             message_source(connection),
@@ -130,6 +136,7 @@ def lease_from_broker(
             capacity=capacity,
             worker_id=worker_id,
             lease_timeout_s=lease_timeout_s,
+            deferred=deferred,
         )
 
 

@@ -7,6 +7,10 @@ them back); a crash after the commit leaves a leased row plus a message that com
 duplicate and is dropped. The ledger owns this transaction here because the ack must follow
 the commit. No message outlives the call: the source is closed before returning, and closing
 puts back whatever was taken and not acknowledged.
+
+A taken task whose start does not fit the fleet's start budget (``politeness``) is put off in
+the same transaction and its message acked with the others, so the next messages (other
+platforms and counties, in priority order) are leased in its place.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ from sqlalchemy.exc import OperationalError
 from db.models import ScrapeTask
 from db.session import session_scope
 from services.dispatch.leases import claim_leases
+from services.dispatch.politeness import defer_starts, ration_starts
 from services.errors import ServiceUnavailable
 from services.queues import PRIORITIES, scrape_queue_name
 
 logger = logging.getLogger(__name__)
+# One call puts off at most about this many over-budget tasks before it answers: a deep
+# backlog of a limited platform is not moved to the ledger in one request.
+MAX_DEFERRED_PER_CALL = 500
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,20 @@ class TakenMessage:
     task_id: uuid.UUID | None
     handle: object
     source: MessageSource
+
+
+@dataclass
+class DeferredStarts:
+    """Tasks a leasing call put off for want of start budget, and the soonest next slot."""
+
+    count: int = 0
+    soonest_s: float | None = None
+
+    def note(self, waits_s: Sequence[float]) -> None:
+        if waits_s:
+            self.count += len(waits_s)
+            soonest = min(waits_s)
+            self.soonest_s = soonest if self.soonest_s is None else min(self.soonest_s, soonest)
 
 
 class MessageSource(Protocol):
@@ -67,16 +89,22 @@ def lease_work(
     capacity: int,
     worker_id: str,
     lease_timeout_s: float,
+    deferred: DeferredStarts | None = None,
 ) -> list[ScrapeTask]:
-    """Lease up to ``capacity`` tasks: every p1 of the platforms before any p2, and so on."""
+    """Lease up to ``capacity`` tasks: every p1 of the platforms before any p2, and so on.
+    Tasks put off for want of budget are counted in ``deferred``."""
     levels = queue_levels(platforms)
     leased: list[ScrapeTask] = []
+    deferred = DeferredStarts() if deferred is None else deferred
+    put_off_cap = deferred.count + MAX_DEFERRED_PER_CALL  # the collector may span calls
     try:
-        while len(leased) < capacity:
+        while len(leased) < capacity and deferred.count < put_off_cap:
             taken = source.take(levels, capacity - len(leased))
             if not taken:
                 break
-            batch, is_acked = lease_and_ack(taken, worker_id, lease_timeout_s, source.errors)
+            batch, is_acked = lease_and_ack(
+                taken, worker_id, lease_timeout_s, source.errors, deferred
+            )
             leased.extend(batch)
             if not is_acked:
                 break  # the broker is gone: hand out what the ledger holds
@@ -107,24 +135,26 @@ def lease_and_ack(
     worker_id: str,
     lease_timeout_s: float,
     errors: tuple[type[BaseException], ...],
+    deferred: DeferredStarts,
 ) -> tuple[list[ScrapeTask], bool]:
-    """Commit the leases of the taken messages, then ack them all; returns the leases and
-    whether the acks went through."""
+    """Commit the leases (and the put-off starts) of the taken messages, then ack them all;
+    returns the leases and whether the acks went through."""
     ids = [t.task_id for t in taken if t.task_id is not None]
     try:
         with session_scope() as session:
+            allowed, waits = ration_starts(session, ids)
+            now = datetime.now(UTC)  # after the slots were granted: the start times
             leased = claim_leases(
-                session,
-                ids,
-                worker_id=worker_id,
-                lease_timeout_s=lease_timeout_s,
-                now=datetime.now(UTC),
+                session, allowed, worker_id=worker_id, lease_timeout_s=lease_timeout_s, now=now
             )
+            put_off = defer_starts(session, waits, now=now)
     except OperationalError as exc:
         raise ServiceUnavailable("the database is unreachable; nothing was leased") from exc
+    deferred.note(list(waits.values()))
     # Committed: the ledger holds the leases. Everything taken is acked now, the duplicates
-    # (rows no longer queued) and foreign messages included, so they are dropped for good.
-    dropped = len(taken) - len(leased)
+    # (rows no longer queued) and foreign messages included, so they are dropped for good;
+    # the put-off tasks wait in the ledger and are published again when due.
+    dropped = len(taken) - len(leased) - put_off
     if dropped:
         logger.info("dropped %d duplicate or foreign scrape message(s)", dropped)
     return leased, ack_messages(taken, errors)

@@ -27,6 +27,7 @@ from services.dispatch.outcome_metrics import (
     note_attempts_finished,
     record_fenced_off,
 )
+from services.dispatch.politeness import note_pushback
 from services.errors import Conflict, NotFound, ServiceError
 
 
@@ -252,11 +253,15 @@ def fail_lease(
     reason: str,
     message: str,
     retry_suggested: bool,
+    retry_after_s: float | None = None,
     now: datetime,
 ) -> FailureOutcome:
+    """Record the holder's failed attempt; a site's pushback (reason ``rate_limited`` or
+    ``blocked``, or a Retry-After in ``retry_after_s``) lowers its start rate too."""
     task = _locked_task(session, task_id)
     _check_holder(task, worker_id, lease_token, action=FencedAction.FAIL)
     _require_leased(task)
+    note_pushback(session, task, reason=reason, retry_after_s=retry_after_s)
     return record_failed_attempt(
         session, task, reason=reason, message=message, retry_suggested=retry_suggested, now=now
     )

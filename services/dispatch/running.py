@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
 from services.dispatch.failures import FailureOutcome, FailureReason, record_failed_attempt
+from services.dispatch.politeness import note_pushback
 
 
 def claim_run(
@@ -108,9 +109,11 @@ def fail_run(
     reason: str,
     message: str,
     is_retryable: bool,
+    retry_after_s: float | None = None,
     now: datetime,
 ) -> FailureOutcome | None:
-    """Record this run's failure; ``None`` if the run no longer holds the task."""
+    """Record this run's failure; ``None`` if the run no longer holds the task. A site's
+    pushback (reason or ``retry_after_s``) lowers its start rate."""
     task = session.scalars(
         select(ScrapeTask)
         .where(
@@ -122,6 +125,7 @@ def fail_run(
     ).one_or_none()
     if task is None:
         return None
+    note_pushback(session, task, reason=reason, retry_after_s=retry_after_s)
     return record_failed_attempt(
         session, task, reason=reason, message=message, retry_suggested=is_retryable, now=now
     )
