@@ -190,8 +190,8 @@ def run_celery_path(items: Sequence[dict[str, Any]], *, chunk_size: int, process
     """End to end through the broker: chunks published as ``ingest.parcel_results`` tasks and
     consumed by a real prefork worker of ``processes`` children; timed from the first publish
     to the last chunk's outcome (task JSON, broker, result backend included)."""
+    from services.ingest.result_messages import publish_result_chunks, read_ingest_outcomes
     from services.queues import INGEST_QUEUE
-    from tasks.ingest import publish_result_chunks, read_ingest_outcomes
     from tests.celery_workers import start_worker
     from tests.waiting import wait_for
 
@@ -220,9 +220,9 @@ def run_one_item_messages(items: Sequence[dict[str, Any]], *, processes: int) ->
     its result, consumed by a real worker that batches them; timed from the first publish
     until every parcel is in the table."""
     from db.session import session_scope
+    from services.ingest.result_messages import INGEST_TASK_NAME
     from services.queues import INGEST_QUEUE
     from tasks.app import app
-    from tasks.ingest import INGEST_TASK_NAME
     from tests.celery_workers import start_worker
     from tests.waiting import wait_for
 

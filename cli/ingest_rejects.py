@@ -104,7 +104,7 @@ def reingest_command(
         body = {"ids": list(ids) or None, "reason": reason, "limit": limit}
         count = api.post("/admin/ingest-rejects/reingest", body)["reingested"]
     else:
-        from tasks.ingest import publish_result_chunks
+        from services.ingest.result_messages import publish_result_chunks
 
         chunk_size = get_settings().ingest_chunk_size
         with session_scope() as session:

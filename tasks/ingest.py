@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task, states
-from celery.result import AsyncResult
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,15 +35,13 @@ from services.ingest.pipeline import (
     reject_whole_batch,
     write_with_retries,
 )
+from services.ingest.result_messages import INGEST_TASK_NAME
 from services.metrics_redis import metrics_redis
 from services.queues import INGEST_QUEUE
 from settings import get_settings
 from tasks.app import app
 
 logger = logging.getLogger(__name__)
-
-INGEST_TASK_NAME = "ingest.parcel_results"
-OUTCOME_KEYS = ("inserted", "updated", "unchanged", "stale")
 
 
 @dataclass(frozen=True)
@@ -153,37 +150,3 @@ def ingest_parcel_results(self: Task, items: list[dict[str, Any]]) -> dict[str, 
     )
     _report([held], result)
     return result.messages[held.message_id].as_json()
-
-
-def publish_result_chunks(payloads: Sequence[object], *, chunk_size: int) -> list[str]:
-    """Send the items as ingest messages of at most ``chunk_size`` items; returns their ids."""
-    task_ids = []
-    for start in range(0, len(payloads), chunk_size):
-        chunk = list(payloads[start : start + chunk_size])
-        task_ids.append(ingest_parcel_results.apply_async(args=[chunk]).id)
-    return task_ids
-
-
-@dataclass
-class ChunkOutcomes:
-    totals: dict[str, int]  # summed over the chunks that finished
-    unfinished: list[str] = field(default_factory=list)  # queued, held or being written
-    # (task id, index in its chunk, reason) of items recorded in ingest_rejects
-    rejected: list[tuple[str, int, str]] = field(default_factory=list)
-
-
-def read_ingest_outcomes(task_ids: Sequence[str]) -> ChunkOutcomes:
-    """Where the ingest messages stand. Reads state with plain GETs (no result subscription),
-    so it is safe from any thread."""
-    outcomes = ChunkOutcomes(totals=dict.fromkeys(OUTCOME_KEYS, 0))
-    for task_id in task_ids:
-        result: AsyncResult[Any] = AsyncResult(task_id, app=app)
-        if result.state != states.SUCCESS:
-            outcomes.unfinished.append(task_id)
-            continue
-        counts = result.result or {}
-        for key in OUTCOME_KEYS:
-            outcomes.totals[key] += int(counts.get(key, 0))
-        for index, reason in counts.get("errors", []):
-            outcomes.rejected.append((task_id, int(index), str(reason)))
-    return outcomes

@@ -35,8 +35,8 @@ from services.dispatch.envelopes import SCRAPE_TASK_NAME
 from services.dispatch.failures import FailureReason
 from services.dispatch.politeness import hold_for_budget
 from services.dispatch.running import claim_run, fail_run, running_holder
+from services.ingest.result_messages import INGEST_TASK_NAME
 from tasks.app import app
-from tasks.ingest import INGEST_TASK_NAME
 
 logger = logging.getLogger(__name__)
 HOLDER_PING_TIMEOUT_S = 3.0

@@ -35,6 +35,18 @@ def test_services_import_neither_fastapi_nor_tasks() -> None:
     assert upward == {}
 
 
+def test_routes_and_the_cli_publish_through_services_not_task_modules() -> None:
+    """``tasks/`` holds the Celery task wrappers only: the API and the CLI reach the broker
+    through ``services`` (the broker client, the ingest result messages)."""
+    task_imports: dict[str, set[str]] = {}
+    for package in ("gateway_api", "cli"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            found = {m for m in imported_modules(path) if m == "tasks" or m.startswith("tasks.")}
+            if found:
+                task_imports[str(path.relative_to(REPO_ROOT))] = found
+    assert task_imports == {}
+
+
 def test_the_check_sees_an_upward_import_inside_a_function(tmp_path: Path) -> None:
     module = tmp_path / "sample.py"
     module.write_text("def publish():\n    from tasks.ingest import publish_result_chunks\n")

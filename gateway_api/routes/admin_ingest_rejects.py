@@ -20,8 +20,8 @@ from services.ingest.rejects import (
     list_rejects,
     reingest_rejects,
 )
+from services.ingest.result_messages import publish_result_chunks
 from settings import get_settings
-from tasks.ingest import publish_result_chunks
 
 router = APIRouter(prefix="/admin/ingest-rejects", tags=["admin"], responses=ADMIN_ERRORS)
 MAX_PAGE = 500

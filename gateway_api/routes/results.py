@@ -28,9 +28,13 @@ from services.ingest.result_answers import (
     prefers_respond_async,
     summarise_ingest,
 )
+from services.ingest.result_messages import (
+    ChunkOutcomes,
+    publish_result_chunks,
+    read_ingest_outcomes,
+)
 from services.metrics_redis import metrics_redis
 from settings import get_settings
-from tasks.ingest import ChunkOutcomes, publish_result_chunks, read_ingest_outcomes
 
 router = APIRouter(prefix="/internal", tags=["workers"], responses=WORKER_ERRORS)
 
