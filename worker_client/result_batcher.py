@@ -131,14 +131,17 @@ class ResultBatcher:
         accepted = [f for index, f in enumerate(batch) if index not in refused]
         for index, reason in refused.items():
             self._fail_refused(batch[index].task, reason)
-        outcome = self.client.complete_many(
-            [(f.task.task_id, f.task.lease_token) for f in accepted]
-        )
-        for error in outcome.errors:
+        errors = []
+        if accepted:
+            outcome = self.client.complete_many(
+                [(f.task.task_id, f.task.lease_token) for f in accepted]
+            )
+            errors = outcome.errors
+        for error in errors:
             logger.warning("task %s not completed: %s %s", error.task_id, error.code, error.message)
         for finished in batch:
             self.keeper.release(finished.task.task_id)
-        self.on_settled(len(accepted) - len(outcome.errors), len(refused))
+        self.on_settled(len(accepted) - len(errors), len(refused))
 
     def _fail_refused(self, task: WorkTask, reason: str) -> None:
         # The gateway refused our own result: scraping again gives the same result.

@@ -111,6 +111,8 @@ def _complete_held(
     whose lease this worker holds (with that token, when one is given). Returns the completed
     ids with their tokens; the others take the checked path, which says why (or that they
     were done already)."""
+    if not items:
+        return {}  # no condition at all would match every lease the worker holds
     with_token = [(task_id, token) for task_id, token in items if token is not None]
     without_token = [task_id for task_id, token in items if token is None]
     matches = []
@@ -219,6 +221,8 @@ def complete_leases(
     now: datetime,
 ) -> tuple[list[CompletionOutcome], list[BatchItemError]]:
     """The batch form: each item succeeds or fails on its own."""
+    if not items:
+        return [], []
     ids = sorted({task_id for task_id, _ in items})
     # Lock in id order so two overlapping batches cannot deadlock.
     session.execute(
