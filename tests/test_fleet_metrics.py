@@ -8,6 +8,7 @@ children in real workers) and read back from the API's ``/metrics``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -234,3 +235,33 @@ def test_every_enabled_platform_has_its_outcome_series_at_zero_before_any_work(
     assert ("gateway_leases_expired_total", (("platform", "demo"), ("reason", "worker_stale"))) in (
         families
     )
+
+
+def test_figures_noted_in_savepoints_count_once_at_the_commit_and_never_when_rolled_back(
+    api_client: TestClient,
+) -> None:
+    from db.session import session_scope
+    from services.dispatch.outcome_metrics import (
+        FinishedAttempt,
+        TaskOutcome,
+        note_attempts_finished,
+    )
+
+    def note(session: Any, outcome: TaskOutcome) -> None:
+        note_attempts_finished(session, [FinishedAttempt("demo", outcome)])
+
+    with session_scope() as session:
+        note(session, TaskOutcome.SUCCEEDED)
+        with session.begin_nested():  # released: counted with the outer commit
+            note(session, TaskOutcome.SUCCEEDED)
+        assert finished(str(api_client.get("/metrics").text), "succeeded") == 0  # not yet
+        try:
+            with session.begin_nested():  # rolled back: only its own figures go
+                note(session, TaskOutcome.DEAD)
+                raise RuntimeError("the savepoint fails")
+        except RuntimeError:
+            pass
+
+    after = str(api_client.get("/metrics").text)
+    assert finished(after, "succeeded") == 2
+    assert finished(after, "dead") == 0

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import redis
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from db.models import ScrapeTask, TaskStatus
 from services.metrics_redis import metrics_redis
@@ -40,6 +40,7 @@ RUN_BUCKETS_S = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800
 # Failure reasons that mean the gateway took the lease back (the holder went silent).
 LEASE_LOSS_REASONS = ("lease_expired", "worker_stale", "worker_lost")
 _PENDING = "pending_task_metrics"
+_SAVEPOINT_MARKS = "pending_task_metrics_marks"
 _HELD = (TaskStatus.LEASED.value, TaskStatus.RUNNING.value)
 
 
@@ -133,8 +134,23 @@ def note_tasks_enqueued(session: Session, platforms: Iterable[str]) -> None:
     _pending(session).enqueued.update(platforms)
 
 
+# SQLAlchemy reports a savepoint's release as a commit and its rollback as a rollback (the
+# session is still in the nested transaction then). Figures wait for the real commit, and a
+# rolled-back savepoint drops only what was noted inside it: each savepoint keeps a mark.
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        pending = _pending(session)
+        marks = session.info.setdefault(_SAVEPOINT_MARKS, [])
+        marks.append((len(pending.attempts), Counter(pending.enqueued)))
+
+
 @event.listens_for(Session, "after_commit")
 def _record_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        _pop_savepoint_mark(session)  # released: its figures wait for the real commit
+        return
+    session.info.pop(_SAVEPOINT_MARKS, None)
     pending: PendingFigures | None = session.info.pop(_PENDING, None)
     if pending is not None:
         record_figures_safely(metrics_redis(), pending)
@@ -142,7 +158,20 @@ def _record_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        mark = _pop_savepoint_mark(session)
+        pending = session.info.get(_PENDING)
+        if mark is not None and pending is not None:
+            del pending.attempts[mark[0] :]
+            pending.enqueued = mark[1]
+        return
+    session.info.pop(_SAVEPOINT_MARKS, None)
     session.info.pop(_PENDING, None)
+
+
+def _pop_savepoint_mark(session: Session) -> tuple[int, Counter[str]] | None:
+    marks: list[tuple[int, Counter[str]]] = session.info.get(_SAVEPOINT_MARKS, [])
+    return marks.pop() if marks else None
 
 
 def record_figures(client: redis.Redis, pending: PendingFigures) -> None:
