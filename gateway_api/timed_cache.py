@@ -17,20 +17,20 @@ T = TypeVar("T")
 class TimedCache(Generic[T]):
     def __init__(self, compute: Callable[[], T], *, max_age_s: Callable[[], float]) -> None:
         self._compute, self._max_age_s = compute, max_age_s
-        self._value: T | None = None
-        self._computed_at: float | None = None
+        # (value, when computed), replaced in one assignment: readers need no lock.
+        self._entry: tuple[T, float] | None = None
         self._lock = threading.Lock()
 
     def _fresh(self) -> T | None:
-        if self._computed_at is None or time.monotonic() - self._computed_at > self._max_age_s():
+        entry = self._entry
+        if entry is None or time.monotonic() - entry[1] > self._max_age_s():
             return None
-        return self._value
+        return entry[0]
 
     def peek(self) -> T | None:
-        """The cached value if it is fresh, without computing (for callers that must not
-        block, such as the event loop)."""
-        with self._lock:
-            return self._fresh()
+        """The cached value if it is fresh, without computing or waiting for a computation
+        in progress (for the event loop)."""
+        return self._fresh()
 
     def get(self) -> T:
         """The cached value, or a new one; concurrent callers wait for one computation."""
@@ -38,9 +38,15 @@ class TimedCache(Generic[T]):
             value = self._fresh()
             if value is None:
                 value = self._compute()
-                self._value, self._computed_at = value, time.monotonic()
+                self._entry = (value, time.monotonic())
+            return value
+
+    def refresh(self) -> T:
+        """A new value, whatever the age of the cached one."""
+        with self._lock:
+            value = self._compute()
+            self._entry = (value, time.monotonic())
             return value
 
     def clear(self) -> None:
-        with self._lock:
-            self._value, self._computed_at = None, None
+        self._entry = None

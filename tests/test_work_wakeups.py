@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from services.dispatch.wakeup_channel import LISTENER_CLIENT_NAME
 from services.dispatch.work_waiters import WorkWaiters
-from tests.dispatch_helpers import clean_dispatch_queues, enqueue, lease
+from tests.dispatch_helpers import clean_dispatch_queues, enqueue
 from tests.live_server import serve_app
 from tests.waiting import wait_for
 
@@ -265,7 +265,7 @@ def test_a_look_that_did_not_lease_because_its_worker_is_paused_marks_nothing_dr
     async def paused() -> list[str] | None:
         return None
 
-    assert asyncio.run(waiters.look(["demo"], capacity=10, lease=paused)) == []
+    assert asyncio.run(waiters.look(["demo"], capacity=10, lease=paused)) is None
     assert not waiters.is_drained(["demo"])  # other workers' polls still look at once
 
 
@@ -293,22 +293,26 @@ def test_a_long_poll_whose_client_hung_up_stops_waiting_and_leases_nothing(
         assert [t["target"]["parcel_id"] for t in leased.json()["tasks"]] == ["AFTER-HANGUP"]
 
 
-def test_a_worker_paused_while_its_long_poll_waits_is_not_handed_work(
+def test_a_worker_paused_while_its_long_poll_waits_hands_its_wakeup_to_the_next_waiter(
     wakeup_client: TestClient,
     api_app: FastAPI,
     admin_headers: dict[str, str],
     worker_headers: dict[str, str],
 ) -> None:
     wakeup_client.post("/internal/heartbeat", json={}, headers=worker_headers)
-    poll = start_poll(wakeup_client, worker_headers, wait=3)
+    paused_poll = start_poll(wakeup_client, worker_headers, wait=20)  # the oldest waiter
     wait_until_waiting(api_app, 1)
+    other_poll = start_poll(wakeup_client, OTHER_WORKER, wait=20)
+    wait_until_waiting(api_app, 2)
     paused = wakeup_client.post(
         "/admin/workers/worker-test-1/commands", json={"command": "pause"}, headers=admin_headers
     )
     assert paused.status_code == 201
 
+    enqueued_at = time.monotonic()
     enqueue(wakeup_client, admin_headers, ["AFTER-PAUSE"])
 
-    assert poll.result() == []  # woken by the enqueue, it found its worker paused
-    [task] = lease(wakeup_client, OTHER_WORKER)
-    assert task["target"]["parcel_id"] == "AFTER-PAUSE"
+    assert paused_poll.result() == []  # woken first, it found its worker paused
+    assert paused_poll.outcome["returned_at"] - enqueued_at < 5  # and answered at once
+    assert other_poll.result() == ["AFTER-PAUSE"]
+    assert other_poll.outcome["returned_at"] - enqueued_at < 5  # long before a safety poll

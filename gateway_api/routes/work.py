@@ -124,9 +124,11 @@ _platform_states = TimedCache(_read_platform_states, max_age_s=lambda: PLATFORM_
 
 async def _platforms_to_wait_on(requested: list[str]) -> list[str]:
     states = _platform_states.peek()
-    if states is None or any(name not in states for name in requested):
-        _platform_states.clear()  # a platform added since is not refused for the cache's age
+    if states is None:
         states = await run_in_threadpool(_platform_states.get)
+    if any(name not in states for name in requested):
+        # A platform added since is not refused for the cache's age.
+        states = await run_in_threadpool(_platform_states.refresh)
     return _enabled(states, requested)
 
 

@@ -31,21 +31,29 @@ async def wait_for_work(
 
     The waiter is registered before the first look, so an announcement made during it wakes
     this poll instead of being missed. Leases are taken only by ``lease``.
+    A lease that may not look (``None``: the worker is paused, its platforms disabled) ends
+    the poll at once, handing on the wake-up it consumed to the next waiter.
     """
     deadline = time.monotonic() + wait_s
 
-    async def look() -> list[T]:
+    async def look() -> list[T] | None:
         return await waiters.look(platforms, capacity=capacity, lease=lease)
 
+    unserved: set[str] = set()  # a wake-up consumed by a look that could not lease
     with waiters.waiting(platforms, capacity=capacity) as waiter:
         leased = [] if waiters.is_drained(platforms) else await look()
-        while not leased:
+        while leased == []:
             if not await waiter.wait_woken(deadline - time.monotonic(), gone=client_gone):
                 return []
-            waiter.take_wakeup()
+            woken_for = waiter.take_wakeup()
             leased = await look()
-            if not leased and deadline - time.monotonic() > EMPTY_WAKE_RETRY_S:
+            if leased == [] and deadline - time.monotonic() > EMPTY_WAKE_RETRY_S:
                 await asyncio.sleep(EMPTY_WAKE_RETRY_S)
                 leased = await look()
-            waiters.served(waiter, leased=len(leased))
-        return leased
+            if leased is None:
+                unserved = woken_for
+            else:
+                waiters.served(waiter, leased=len(leased))
+    if unserved:  # this poll has left: the wake-up goes to the next waiter
+        waiters.wake(dict.fromkeys(unserved, 1))
+    return leased or []

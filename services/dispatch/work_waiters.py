@@ -138,13 +138,13 @@ class WorkWaiters:
         *,
         capacity: int,
         lease: Callable[[], Awaitable[list[T] | None]],
-    ) -> list[T]:
+    ) -> list[T] | None:
         """Lease, and remember platforms found drained (unless announced meanwhile). A lease
         that did not look into the queues (``None``: its worker is paused) tells nothing."""
         generations = {platform: self._announced.get(platform, 0) for platform in platforms}
         leased = await lease()
         if leased is None:
-            return []
+            return None
         now = time.monotonic()
         for platform, generation in generations.items():
             if len(leased) < capacity and self._announced.get(platform, 0) == generation:
