@@ -57,9 +57,11 @@ def report_progress(api_url: str, admin_token: str) -> bool:
         response = httpx.get(
             f"{api_url}/admin/tasks/balance", headers={"X-Admin-Token": admin_token}, timeout=5
         )
-        balance = response.json()
+        balance = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
-        return True
+        balance = None
+    if not isinstance(balance, dict):
+        return True  # no answer this time: ask again at the next report
     logger.info(
         "demo: %s succeeded, %s active, %s dead of %s tasks",
         balance.get("succeeded"),

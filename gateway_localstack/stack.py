@@ -119,7 +119,7 @@ class LocalStack:
         }
         if self.is_demo:
             http_worker, extra_env["http-worker"] = reference_worker(
-                self.api_url, self.env["GATEWAY_WORKER_TOKENS"].split(",")[0]
+                self.api_url, self.env["GATEWAY_WORKER_TOKENS"].split(",")[0].strip()
             )
             self.children.append(http_worker)
         for child in self.children:
@@ -220,7 +220,7 @@ def run_stack(settings: GatewaySettings, env: dict[str, str], *, is_demo: bool =
                     settings.local_demo_ids, settings.local_data_dir.resolve(), stack.env, REPO_ROOT
                 )
             print_banner(stack)
-        admin_token = stack.env["GATEWAY_ADMIN_TOKENS"].split(",")[0]
+        admin_token = stack.env["GATEWAY_ADMIN_TOKENS"].split(",")[0].strip()
         is_demo_active, next_report = is_demo, time.monotonic()
         while not stack.stopping.wait(0.5):
             stack.raise_if_a_child_died()

@@ -48,8 +48,8 @@ def test_a_repeatable_call_is_retried_on_every_transient_status(status: int) -> 
     assert notice is not None and notice.status_code == status
 
 
-@pytest.mark.parametrize("status", [502, 504])
-def test_a_lease_is_not_retried_on_a_proxy_error_that_may_follow_its_processing(
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_lease_is_not_retried_on_an_error_that_may_follow_its_processing(
     status: int,
 ) -> None:
     with pytest.raises(ServerError) as refused:

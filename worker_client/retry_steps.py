@@ -14,9 +14,10 @@ from worker_client.calls import Call, error_from_response
 from worker_client.errors import GatewayUnreachable, OutcomeUnknown
 from worker_client.retry_policy import RETRYABLE_STATUSES, RetryPolicy
 
-# Answers that mean the gateway did not act on the request (its transaction rolled back, or it
-# refused the work up front): even a call that is unsafe to repeat may be tried again.
-_NOT_ACTED_ON = frozenset({429, 500, 503})
+# Answers that mean the gateway did not act on the request (it refused the work up front):
+# even a call that is unsafe to repeat may be tried again. Not a 500: it may come after the
+# commit, and a lease repeated then would strand the tasks of the lost answer.
+_NOT_ACTED_ON = frozenset({429, 503})
 # Trouble before the request left: nothing reached the gateway.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 TRANSIENT_TRANSPORT_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)

@@ -29,6 +29,7 @@ from services.errors import ServiceUnavailable
 from settings import get_settings
 
 logger = logging.getLogger(__name__)
+MAX_REPORTED_PAUSE_S = 3600.0
 PUSHBACK_REASONS = frozenset({FailureReason.RATE_LIMITED.value, FailureReason.BLOCKED.value})
 
 
@@ -126,17 +127,22 @@ def note_pushback(
     limit = current_limits(session).pushback_scope(task.platform, task.county)
     if limit is None:
         return  # no configured rate to lower
+    # One report pauses a whole scope for every worker: a worker's word is capped (a bad
+    # Retry-After parse, or a careless credential, must not stop a platform for a day).
+    pause_s = min(retry_after_s or 0.0, MAX_REPORTED_PAUSE_S)
     try:
-        level = start_budget().report_pushback(limit, pause_s=retry_after_s or 0.0)
+        level = start_budget().report_pushback(limit, pause_s=pause_s)
     except RedisError as exc:
         logger.warning("pushback on %s not recorded: %s", limit.scope.label, exc)
         return
     logger.info(
-        "%s pushed back (%s): rate cut to 1/%d of %d/min",
+        "%s pushed back (%s, by %s): rate cut to 1/%d of %d/min, paused %.0f s",
         limit.scope.label,
         reason,
+        task.leased_by,
         2**level,
         limit.per_minute,
+        pause_s,
     )
 
 

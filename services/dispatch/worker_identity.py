@@ -180,7 +180,9 @@ class WorkerIdentityCache:
         self._load, self._fallback, self._refresh_s = load, fallback, refresh_s
         self._directory: CredentialDirectory | None = None
         self._claims: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while the directory reloads (a query)
+        # The claims have their own: the event loop checks them, and must not wait on a reload.
+        self._claims_lock = threading.Lock()
 
     def is_fresh(self) -> bool:
         directory = self._directory
@@ -208,14 +210,14 @@ class WorkerIdentityCache:
             return CredentialDirectory(previous.by_token_hash, time.monotonic())
 
     def has_confirmed(self, worker_id: str, credential_key: str) -> bool:
-        with self._lock:
+        with self._claims_lock:
             if self._claims.get(worker_id) != credential_key:
                 return False
             self._claims.move_to_end(worker_id)
             return True
 
     def confirm(self, worker_id: str, credential_key: str) -> None:
-        with self._lock:
+        with self._claims_lock:
             self._claims[worker_id] = credential_key
             self._claims.move_to_end(worker_id)
             while len(self._claims) > _CLAIM_CACHE_SIZE:
@@ -225,4 +227,5 @@ class WorkerIdentityCache:
         """Forget everything (after an admin change in this process, and between tests)."""
         with self._lock:
             self._directory = None
+        with self._claims_lock:
             self._claims.clear()
