@@ -397,18 +397,3 @@ def test_concurrent_pollers_lease_every_task_exactly_once(
     assert sorted(leased) == sorted(ids)
     assert_queue_depth(0, "demo")
     assert_ledger_balanced(db_session, enqueued=120)
-
-
-def test_an_empty_batch_complete_completes_nothing(
-    api_client: TestClient,
-    admin_headers: dict[str, str],
-    worker_headers: dict[str, str],
-    db_session: Session,
-) -> None:
-    ids = enqueue(api_client, admin_headers, ["HELD-A", "HELD-B"])
-    assert len(lease(api_client, worker_headers, capacity=2)) == 2
-
-    answer = api_client.post("/internal/tasks/complete", json={"tasks": []}, headers=worker_headers)
-
-    assert answer.status_code == 200 and answer.json()["completed"] == []
-    assert {task_row(db_session, task_id)["status"] for task_id in ids} == {"leased"}

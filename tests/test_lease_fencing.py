@@ -113,3 +113,18 @@ def test_a_lease_call_without_the_current_lease_is_a_conflict_and_the_holder_kee
     done = call_route(api_client, route, task_id, current["lease_token"], worker_headers)
     assert done[0] == 200, done
     assert_ledger_balanced(db_session, enqueued=2)
+
+
+def test_an_empty_batch_complete_completes_nothing(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    ids = enqueue(api_client, admin_headers, ["HELD-A", "HELD-B"])
+    assert len(lease(api_client, worker_headers, capacity=2)) == 2
+
+    answer = api_client.post("/internal/tasks/complete", json={"tasks": []}, headers=worker_headers)
+
+    assert answer.status_code == 200 and answer.json()["completed"] == []
+    assert {task_row(db_session, task_id)["status"] for task_id in ids} == {"leased"}
