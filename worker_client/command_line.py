@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the rest
     config, options = parse_options(sys.argv[1:] if argv is None else argv)
     with GatewayClient(config) as client:
         worker = ReferenceWorker(client, options)
