@@ -16,11 +16,16 @@ from tests.celery_workers import REPO_ROOT
 from tests.waiting import wait_for
 
 
-def serve_api_process(work_dir: Path) -> Iterator[str]:
+def serve_api_process(work_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Starts the API; yields its address until the generator is closed."""
     port = find_free_port()
     log_path = work_dir / "api.log"
-    env = {**os.environ, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port)}
+    env = {
+        **os.environ,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        **(extra_env or {}),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway_api"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -221,3 +221,24 @@ def poll_with_every_broker_connection_held(
     finally:
         for connection in held:
             connection.release()
+
+
+def age_unacked_past_visibility() -> int:
+    """Redis only: make every message in kombu's unacked index look taken longer ago than the
+    visibility timeout (so kombu's restore brings it back); returns how many there were."""
+    import time
+
+    import redis
+
+    from settings import get_settings
+
+    settings = get_settings()
+    broker = redis.Redis.from_url(settings.celery_broker_url)
+    try:
+        tags = [cast(bytes, tag) for tag in broker.zrange("unacked_index", 0, -1)]
+        if tags:
+            overdue = time.time() - settings.visibility_timeout_s - 60
+            broker.zadd("unacked_index", dict.fromkeys(tags, overdue))
+        return len(tags)
+    finally:
+        broker.close()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,21 +10,15 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from gateway_localstack.servers import find_free_port
 from tests.waiting import wait_for
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
 def serve_app(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` on a loopback port; yields its base URL."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=_free_port(), log_config=None, access_log=False
+        app, host="127.0.0.1", port=find_free_port(), log_config=None, access_log=False
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-api-server", daemon=True)

@@ -3,18 +3,14 @@ once in ``/metrics``, whichever process served it and whichever is scraped."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.celery_workers import REPO_ROOT
+from tests.api_process import serve_api_process
 from tests.waiting import wait_for
 
 HEALTH_REQUESTS = re.compile(
@@ -22,44 +18,13 @@ HEALTH_REQUESTS = re.compile(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def two_api_processes(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_API_WORKERS": "2",
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
-    with (tmp_path / "api.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway_api"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def is_up() -> bool:
-        assert process.poll() is None, (tmp_path / "api.log").read_text()
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(is_up, timeout_s=60, what="two API processes to serve")
+    multiprocess = {"GATEWAY_API_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    for url in serve_api_process(tmp_path, multiprocess):
         yield url, metrics_dir
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _health_requests_counted(url: str) -> float:

@@ -17,7 +17,8 @@ from db.session import session_scope
 from services.dispatch import lease_loop
 from services.dispatch.reaper import reap_expired_leases, reap_stale_workers
 from tasks.dispatch_jobs import republish_due_retries
-from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+from tests.dispatch_helpers import (
+    age_unacked_past_visibility,  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
     assert_queue_depth,
     clean_dispatch_queues,
@@ -326,9 +327,6 @@ def test_on_redis_a_message_unacked_past_the_visibility_timeout_is_restored_by_t
 ) -> None:
     import subprocess
     import sys
-    import time
-
-    import redis
 
     from settings import get_settings
     from tasks.dispatch_jobs import republish_vanished
@@ -339,11 +337,7 @@ def test_on_redis_a_message_unacked_past_the_visibility_timeout_is_restored_by_t
         pytest.skip("kombu's unacked hash exists only on the Redis transport")
     [task_id] = enqueue(api_client, admin_headers, ["UNACKED-1"])
     subprocess.run([sys.executable, "-c", _TAKE_AND_DIE], cwd=REPO_ROOT, check=False)
-    broker = redis.Redis.from_url(settings.celery_broker_url)
-    [tag] = broker.zrange("unacked_index", 0, -1)
-    assert isinstance(tag, bytes)
-    broker.zadd("unacked_index", {tag: time.time() - settings.visibility_timeout_s - 60})
-    broker.close()
+    assert age_unacked_past_visibility() == 1
 
     # A large grace: only kombu's own restore can bring the message back here.
     assert republish_vanished(grace_s=3600) == 0

@@ -3,13 +3,12 @@ that dies (SIGKILL) before writing its leases is brought back by kombu's visibil
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+from tests.dispatch_helpers import (
+    age_unacked_past_visibility,  # clean_dispatch_queues: autouse fixture
     assert_ledger_balanced,
     assert_queue_depth,
     clean_dispatch_queues,
@@ -41,9 +40,6 @@ def test_on_redis_a_batch_taken_by_the_fast_path_of_a_killed_process_is_restored
 ) -> None:
     import subprocess
     import sys
-    import time
-
-    import redis
 
     from settings import get_settings
     from tasks.dispatch_jobs import republish_vanished
@@ -58,12 +54,7 @@ def test_on_redis_a_batch_taken_by_the_fast_path_of_a_killed_process_is_restored
     )
     assert crashed.returncode == -9
     assert_queue_depth(0, "demo")  # held as unacked, in kombu's own keys
-    broker = redis.Redis.from_url(settings.celery_broker_url)
-    tags = [cast(bytes, tag) for tag in broker.zrange("unacked_index", 0, -1)]
-    assert len(tags) == 2
-    overdue = time.time() - settings.visibility_timeout_s - 60
-    broker.zadd("unacked_index", dict.fromkeys(tags, overdue))
-    broker.close()
+    assert age_unacked_past_visibility() == 2
 
     assert republish_vanished(grace_s=3600) == 0  # only kombu's own restore brings them back
 
