@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from gateway_api.metrics import register_live_collector
 from services.dispatch.outcome_metrics import (
+    DUPLICATES_DROPPED_KEY,
     ENQUEUED_KEY,
     FENCED_OFF_KEY,
     FINISHED_KEY,
@@ -26,6 +27,7 @@ from services.dispatch.outcome_metrics import (
     RUN_KEY,
     WAIT_BUCKETS_S,
     WAIT_KEY,
+    DeliveryPath,
     FencedAction,
     TaskOutcome,
 )
@@ -38,7 +40,13 @@ from services.redis_histograms import (
 )
 
 logger = logging.getLogger(__name__)
-_COUNTER_KEYS = (FINISHED_KEY, ENQUEUED_KEY, LEASES_EXPIRED_KEY, FENCED_OFF_KEY)
+_COUNTER_KEYS = (
+    FINISHED_KEY,
+    ENQUEUED_KEY,
+    LEASES_EXPIRED_KEY,
+    FENCED_OFF_KEY,
+    DUPLICATES_DROPPED_KEY,
+)
 
 
 @dataclass
@@ -96,6 +104,13 @@ def outcome_metric_families(
         "Complete, fail or extend calls refused: the caller no longer holds the lease; global",
         ["platform", "action"],
         _zero_filled(counters.get(FENCED_OFF_KEY, {}), platforms, [a.value for a in FencedAction]),
+    )
+    yield _counter(
+        "gateway_duplicate_deliveries_dropped",
+        "Scrape messages dropped because their task was no longer queued (redeliveries after "
+        "a fault, re-publish races), by path (celery, http); global",
+        ["path"],
+        {(path.value,): 0.0 for path in DeliveryPath} | counters.get(DUPLICATES_DROPPED_KEY, {}),
     )
     yield _histogram(
         "gateway_task_wait_seconds",

@@ -33,6 +33,7 @@ from scrapers import ScrapeFailed, ScrapeTarget, get_scraper
 from services.dispatch.broker_client import run_lease_s
 from services.dispatch.envelopes import SCRAPE_TASK_NAME
 from services.dispatch.failures import FailureReason
+from services.dispatch.outcome_metrics import DeliveryPath, record_duplicates_dropped
 from services.dispatch.politeness import hold_for_budget
 from services.dispatch.running import claim_run, fail_run, running_holder
 from services.ingest.result_messages import INGEST_TASK_NAME
@@ -72,6 +73,7 @@ def scrape_parcel(self: Task, envelope: dict[str, Any]) -> str:
         return "deferred"
     if claimed is None:
         logger.info("task %s is not queued: duplicate delivery dropped", task_id)
+        record_duplicates_dropped(DeliveryPath.CELERY)
         return "duplicate"
     assert claimed.lease_token is not None
     try:

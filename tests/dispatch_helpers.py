@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.dispatch.ledger_stats import ledger_balance
+from services.dispatch.outcome_metrics import DUPLICATES_DROPPED_KEY, DeliveryPath
 from services.queues import scrape_queue_name
 
 
@@ -167,6 +168,13 @@ def clean_dispatch_queues() -> Iterator[None]:
         finally:
             channel.close()
     yield
+
+
+def duplicates_dropped(path: DeliveryPath) -> int:
+    """The fleet-wide count of scrape messages dropped as duplicates on ``path``."""
+    from services.metrics_redis import metrics_redis
+
+    return int(metrics_redis().hget(DUPLICATES_DROPPED_KEY, path.value) or 0)
 
 
 def publish_duplicate(session: Session, task_id: uuid.UUID) -> None:

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from services.dispatch.outcome_metrics import DeliveryPath
 from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE, scrape_queue_names
 from tasks.dispatch_jobs import reap_leases, republish_due_retries
 from tests.celery_workers import WorkerProcess
@@ -21,6 +22,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     assert_queue_depth,
     assert_succeeded_tasks_kept_their_results,
     clean_dispatch_queues,
+    duplicates_dropped,
     enqueue,
     expire_leases,
     lease,
@@ -158,6 +160,7 @@ def test_a_duplicate_message_reaching_a_celery_worker_is_dropped_without_running
     publish_duplicate(db_session, task_id)
     [sentinel] = enqueue(api_client, admin_headers, ["AFTER-1"])
     assert_queue_depth(3, "demo")
+    dropped_before = duplicates_dropped(DeliveryPath.CELERY)
     celery_worker_factory(DEMO_QUEUES)
     celery_worker_factory([INGEST_QUEUE])
 
@@ -165,6 +168,7 @@ def test_a_duplicate_message_reaching_a_celery_worker_is_dropped_without_running
 
     assert_queue_depth(0, "demo")
     assert task_row(db_session, task_id)["attempt"] == 1
+    assert duplicates_dropped(DeliveryPath.CELERY) == dropped_before + 1
     assert ingested_task_ids(db_session) == sorted([str(task_id), str(sentinel)])
     assert_ledger_balanced(db_session, enqueued=2)
 

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from db.models import ScrapeTask
 from db.session import session_scope
 from services.dispatch.leases import claim_leases
+from services.dispatch.outcome_metrics import DeliveryPath, record_duplicates_dropped
 from services.dispatch.politeness import defer_starts, ration_starts
 from services.errors import ServiceUnavailable
 from services.queues import PRIORITIES, scrape_queue_name
@@ -157,6 +158,7 @@ def lease_and_ack(
     dropped = len(taken) - len(leased) - put_off
     if dropped:
         logger.info("dropped %d duplicate or foreign scrape message(s)", dropped)
+        record_duplicates_dropped(DeliveryPath.HTTP, dropped)
     return leased, ack_messages(taken, errors)
 
 

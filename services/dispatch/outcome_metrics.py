@@ -33,6 +33,7 @@ WAIT_KEY = "gateway:metrics:task_wait"  # histogram by platform (services.redis_
 RUN_KEY = "gateway:metrics:task_run"  # histogram by platform
 LEASES_EXPIRED_KEY = "gateway:metrics:leases_expired"  # "platform|reason" -> attempts
 FENCED_OFF_KEY = "gateway:metrics:fenced_off"  # "platform|action" -> refused calls
+DUPLICATES_DROPPED_KEY = "gateway:metrics:duplicates_dropped"  # path -> messages
 # Seconds from a task's publish to its start: minutes are normal, hours mean a backlog.
 WAIT_BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0)
 # Seconds from start to the end of the attempt: a page load takes seconds, a lease 300 s.
@@ -49,6 +50,11 @@ class TaskOutcome(enum.StrEnum):
     RETRIED = "retried"
     DEAD = "dead"
     CANCELLED = "cancelled"
+
+
+class DeliveryPath(enum.StrEnum):
+    CELERY = "celery"
+    HTTP = "http"
 
 
 class FencedAction(enum.StrEnum):
@@ -205,6 +211,15 @@ def record_fenced_off(platform: str, action: FencedAction) -> None:
         metrics_redis().hincrby(FENCED_OFF_KEY, _field(platform, action.value), 1)
     except redis.RedisError as exc:
         logger.warning("fenced-off %s not counted: %s", action.value, exc)
+
+
+def record_duplicates_dropped(path: DeliveryPath, count: int = 1) -> None:
+    """Scrape messages dropped because their task was no longer queued: redeliveries after a
+    fault, or a re-publish that raced its original. The ledger's guard at work, counted."""
+    try:
+        metrics_redis().hincrby(DUPLICATES_DROPPED_KEY, path.value, count)
+    except redis.RedisError as exc:
+        logger.warning("%d dropped duplicate(s) not counted: %s", count, exc)
 
 
 def _field(*labels: str) -> str:
