@@ -1,4 +1,8 @@
-"""Run benchmarks by name (default: all). Each module exposes ``run() -> None``."""
+"""Run benchmarks by name (default: all). Each module exposes ``run() -> None``.
+
+``python -m bench faults [options]`` runs the fault drill (``bench.faults``) instead: it starts
+and breaks servers of its own, takes options, and exits non-zero when anything was lost.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,10 @@ BENCHMARKS = {
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["faults"]:
+        from bench.faults import main as run_fault_drill
+
+        return run_fault_drill(argv[1:])
     names = argv or list(BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
