@@ -339,6 +339,12 @@ class GatewaySettings(BaseSettings):
     def run_lease_renew_interval_s(self) -> float:
         return self.celery_run_lease_renew_s or self.celery_run_lease_s / 3
 
+    @property
+    def run_handoff_lease_s(self) -> float:
+        """A run whose result waits in the ingest queue is held as long as a whole run may
+        take, so an ingest backlog is not mistaken for lost runs and scraped again."""
+        return float(self.task_time_limit_s + 60)
+
     @model_validator(mode="after")
     def _check_run_lease_renewed_in_time(self) -> GatewaySettings:
         if self.run_lease_renew_interval_s >= self.celery_run_lease_s:

@@ -5,8 +5,11 @@ A scrape run holds a short run lease (``GATEWAY_CELERY_RUN_LEASE_S``). The worke
 process renews, every ``run_lease_renew_interval_s``, the leases of the ``scrape.parcel``
 requests the node has active, in one statement. A run stops being renewed when its node dies
 (kill -9), its pool child dies (the request leaves the active set) or Celery terminates it,
-so the reaper retries it within about one lease. A termination that Celery announces in the
-main process is recorded as a failed attempt at once:
+so the reaper retries it within about one lease. A run that returned has handed its result
+to the ingest queue and stays ``running`` until the ingest writes it: at the next tick it
+gets the hand-off lease (``run_handoff_lease_s``), so an ingest backlog is not taken for
+lost runs. A termination that Celery announces in the main process is recorded as a failed
+attempt at once:
 
 - broker connection lost (``worker_cancel_long_running_tasks_on_connection_loss``):
   ``Request.cancel`` sends ``task_retry`` without ``einfo``; the message stays unacked and
@@ -50,10 +53,14 @@ logger = logging.getLogger(__name__)
 class NodeRunLeases:
     """The renewal thread of one worker node, and the recording of its terminated runs."""
 
-    def __init__(self, worker_name: str, *, lease_s: float, interval_s: float) -> None:
+    def __init__(
+        self, worker_name: str, *, lease_s: float, interval_s: float, handoff_lease_s: float
+    ) -> None:
         self.worker_name = worker_name
         self.lease_s = lease_s
         self.interval_s = interval_s
+        self.handoff_lease_s = handoff_lease_s
+        self._handed_off: set[str] = set()  # returned requests already given the hand-off lease
         self.pid = os.getpid()
         self._engine: Engine | None = None
         self._stopping = threading.Event()
@@ -81,28 +88,43 @@ class NodeRunLeases:
             self._engine.dispose()
 
     def renew_once(self) -> int:
-        """Renew the leases of the node's active scrape runs; returns rows renewed. A failure
-        is logged and left to the next tick: the thread must outlive a database outage."""
+        """Renew the leases of the node's active scrape runs, and give the runs that returned
+        since the last tick the hand-off lease; returns active runs renewed. A failure is
+        logged and left to the next tick: the thread must outlive a database outage."""
         task_ids = active_scrape_task_ids()
-        if not task_ids:
+        # An id both returned and active (a duplicate delivery dropped while its run goes on
+        # here) is still a live run: it keeps the short lease until that run returns.
+        returned = set(worker_state.successful_requests) - {str(i) for i in task_ids}
+        handed_off = [i for i in map(_ledger_id, returned - self._handed_off) if i is not None]
+        if not task_ids and not handed_off:
             return 0
         try:
             with self._session() as session:
-                return renew_run_leases(
+                now = datetime.now(UTC)
+                renew_run_leases(
+                    session,
+                    handed_off,
+                    worker_name=self.worker_name,
+                    run_lease_s=self.handoff_lease_s,
+                    now=now,
+                )
+                renewed = renew_run_leases(
                     session,
                     task_ids,
                     worker_name=self.worker_name,
                     run_lease_s=self.lease_s,
-                    now=datetime.now(UTC),
+                    now=now,
                 )
         except Exception:  # any error, or the thread dies and every run here is reaped
             logger.exception(
                 "renewing %d run leases on %s failed; retrying in %.1fs",
-                len(task_ids),
+                len(task_ids) + len(handed_off),
                 self.worker_name,
                 self.interval_s,
             )
             return 0
+        self._handed_off = returned  # bounded like Celery's own record of them
+        return renewed
 
     def record_termination(
         self, task_id: uuid.UUID, *, reason: str, why: str, is_retryable: bool
@@ -142,7 +164,8 @@ def active_scrape_task_ids() -> list[uuid.UUID]:
     """Ledger ids of the ``scrape.parcel`` requests the node is running now.
 
     Read from another thread than the one that changes the set: the set of weak references
-    behind ``active_requests`` is copied in one C call, which holds the GIL throughout.
+    behind ``active_requests`` is copied in one C call, which holds the GIL throughout (as is
+    ``successful_requests``, whose iterator sorts a copy of its entries first).
     """
     refs = list(worker_state.active_requests.data)
     ids = []
@@ -174,6 +197,7 @@ class RunLeaseRenewal(bootsteps.StartStopStep):  # type: ignore[misc]
             str(worker.hostname),
             lease_s=float(settings.celery_run_lease_s),
             interval_s=settings.run_lease_renew_interval_s,
+            handoff_lease_s=settings.run_handoff_lease_s,
         )
         return _node
 
