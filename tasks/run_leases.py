@@ -8,19 +8,25 @@ requests the node has active, in one statement. A run stops being renewed when i
 so the reaper retries it within about one lease. A run that returned has handed its result
 to the ingest queue and stays ``running`` until the ingest writes it: at the next tick it
 gets the hand-off lease (``run_handoff_lease_s``), so an ingest backlog is not taken for
-lost runs. A termination that Celery announces in the main process is recorded as a failed
-attempt at once:
+lost runs. A run that Celery terminates in the main process is a failed attempt at once:
 
-- broker connection lost (``worker_cancel_long_running_tasks_on_connection_loss``):
-  ``Request.cancel`` sends ``task_retry`` without ``einfo``; the message stays unacked and
-  comes back, finds the row in ``retry_wait`` and is dropped; the beat re-publishes the retry;
+- broker connection lost (``worker_cancel_long_running_tasks_on_connection_loss``): the
+  consumer calls ``Request.cancel``, which kills the child, then writes the result backend
+  (``mark_as_retry``, even for tasks that ignore results) and only then sends ``task_retry``.
+  With one Redis as broker and backend that write fails, the signal is never sent and the
+  consumer logs "Failed to cancel active request"; so ``ScrapeRequest.cancel`` records the run
+  first. The message stays unacked and comes back, finds the row in ``retry_wait`` and is
+  dropped; the beat re-publishes the retry;
 - ``revoke(terminate=True)``: ``task_revoked`` with ``terminated=True``; the message is acked
-  and every node now drops the task id, so the run is dead-lettered, not retried;
+  and every node now drops the task id (``worker.state.revoked``), so the run is dead-lettered,
+  not retried. A failed cancel (above) also ends in ``task_revoked(terminated=True)``, for an
+  id nobody revoked: that one is a retry;
 - hard time limit: ``Request.on_timeout`` sends ``task_failure`` with ``TimeLimitExceeded``;
   the message is acked (``acks_on_failure_or_timeout``) and the beat re-publishes the retry.
 
-The same signals also fire in pool children, for a task's own retry or failure: only the
-process that started the renewal records terminations.
+Those signals also fire in pool children, for a task's own failure: only the process that
+started the renewal records terminations. Every record is fenced on the task running on this
+node, so a second announcement of the same termination changes nothing.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from typing import Any
 
 from celery import bootsteps
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import task_failure, task_retry, task_revoked
+from celery.signals import task_failure, task_revoked
 from celery.worker import state as worker_state
+from celery.worker.request import Request
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -218,30 +225,40 @@ def _record_termination(
         node.record_termination(ledger_id, reason=reason, why=why, is_retryable=is_retryable)
 
 
-@task_retry.connect
-def _record_cancelled_run(
-    sender: Any = None, request: Any = None, einfo: Any = None, **_: Any
-) -> None:
-    if einfo is None:  # Request.cancel's announcement; a task's own retry carries its einfo
-        _record_termination(
-            sender,
-            getattr(request, "id", None),
-            reason=FailureReason.WORKER_LOST.value,
-            why="the broker connection was lost",
-        )
+class ScrapeRequest(Request):  # type: ignore[misc]
+    """``scrape.parcel``'s request in the worker's main process (``task_annotations``)."""
+
+    def cancel(self, pool: Any, signal: Any = None, emit_retry: bool = True) -> None:
+        # emit_retry: the connection-loss cancel; a shutdown's cancel of a late-ack task
+        # passes False and hands the message back, which claim_run and the lease handle.
+        if emit_retry and self.time_start:
+            _record_termination(
+                self.task,
+                self.id,
+                reason=FailureReason.WORKER_LOST.value,
+                why="the broker connection was lost",
+            )
+        super().cancel(pool, signal=signal, emit_retry=emit_retry)
 
 
 @task_revoked.connect
-def _record_revoked_run(
+def _record_terminated_run(
     sender: Any = None, request: Any = None, terminated: bool = False, **_: Any
 ) -> None:
-    if terminated:
+    if not terminated:
+        return
+    task_id = getattr(request, "id", None)
+    if task_id in worker_state.revoked:
         _record_termination(
             sender,
-            getattr(request, "id", None),
+            task_id,
             reason=FailureReason.WORKER_LOST.value,
             why="revoked with terminate",
             is_retryable=False,
+        )
+    else:
+        _record_termination(
+            sender, task_id, reason=FailureReason.WORKER_LOST.value, why="the run was terminated"
         )
 
 
