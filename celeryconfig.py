@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 
+from services.dispatch.envelopes import SCRAPE_TASK_NAME
 from services.queues import INGEST_QUEUE, MAINTENANCE_QUEUE
 from settings import get_settings
 
@@ -51,6 +52,9 @@ task_queues = tuple(
     Queue(name, Exchange(name), routing_key=name) for name in (INGEST_QUEUE, MAINTENANCE_QUEUE)
 )
 task_default_queue = MAINTENANCE_QUEUE
+# The worker's main process records a scrape run it cancels on a broker connection loss
+# before Celery's own bookkeeping, which fails when the result backend went down too.
+task_annotations = {SCRAPE_TASK_NAME: {"Request": "tasks.run_leases:ScrapeRequest"}}
 task_routes = {
     "ingest.*": {"queue": INGEST_QUEUE},
     "maintenance.*": {"queue": MAINTENANCE_QUEUE},

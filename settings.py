@@ -125,10 +125,12 @@ class GatewaySettings(BaseSettings):
     max_retries: int = Field(default=3, ge=0)
 
     # --- dispatch (issue 3: ledger, leasing, periodic dispatch jobs) ----------------------
-    # How long a Celery worker holds a task it runs before the reaper counts it as lost;
-    # unset: the hard time limit plus a minute (the child is killed at the time limit anyway).
-    # Set below the time limit only in tests: a live run would be reaped and run twice.
-    celery_run_lease_s: int | None = Field(default=None, ge=1)
+    # How long a Celery run holds its task without a renewal before the reaper counts it as
+    # lost. The node's main process renews the leases of the runs it has active every
+    # celery_run_lease_renew_s (unset: a third of the lease), so a run lost with its node, its
+    # pool child or to a Celery termination is reaped within about one lease.
+    celery_run_lease_s: int = Field(default=60, ge=1)
+    celery_run_lease_renew_s: float | None = Field(default=None, gt=0)
     # Waiting long polls do not poll the broker: a wake-up announced on the cache Redis when
     # work is published wakes them. This safety poll (the oldest waiter of each platform per
     # API process looks) finds work whose announcement was lost.
@@ -330,6 +332,26 @@ class GatewaySettings(BaseSettings):
                 f"GATEWAY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed "
                 f"GATEWAY_TASK_TIME_LIMIT_S ({self.task_time_limit_s}) by more than "
                 f"{VISIBILITY_MARGIN_S}s, or Redis delivers running tasks a second time"
+            )
+        return self
+
+    @property
+    def run_lease_renew_interval_s(self) -> float:
+        return self.celery_run_lease_renew_s or self.celery_run_lease_s / 3
+
+    @property
+    def run_handoff_lease_s(self) -> float:
+        """A run whose result waits in the ingest queue is held as long as a whole run may
+        take, so an ingest backlog is not mistaken for lost runs and scraped again."""
+        return float(self.task_time_limit_s + 60)
+
+    @model_validator(mode="after")
+    def _check_run_lease_renewed_in_time(self) -> GatewaySettings:
+        if self.run_lease_renew_interval_s >= self.celery_run_lease_s:
+            raise ValueError(
+                f"GATEWAY_CELERY_RUN_LEASE_RENEW_S ({self.celery_run_lease_renew_s}) must be "
+                f"below GATEWAY_CELERY_RUN_LEASE_S ({self.celery_run_lease_s}), or live runs "
+                "are reaped between renewals"
             )
         return self
 

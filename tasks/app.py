@@ -1,5 +1,6 @@
 """The Celery application of workers and beat: the shared app object
-(``services.dispatch.celery_app``) with the worker-side signal handlers."""
+(``services.dispatch.celery_app``) with the worker-side signal handlers and the node's run
+lease renewal (``tasks.run_leases``)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from observability.logs import configure_logging
 from observability.request_context import set_request_id
 from services.dispatch.celery_app import app
 from settings import get_settings
+from tasks.run_leases import RunLeaseRenewal
 
 __all__ = ["app"]
+
+# In each worker's main process: renews its runs' leases, records runs Celery terminates.
+app.steps["worker"].add(RunLeaseRenewal)
 
 
 @worker_process_init.connect

@@ -82,5 +82,10 @@ def start_worker(
             raise AssertionError(f"worker {name} exited early:\n{worker.log()}")
         return bool(app.control.ping(destination=[name], timeout=0.5))
 
-    wait_for(is_ready, timeout_s=ready_timeout_s, what=f"worker {name} to answer ping")
+    try:
+        wait_for(is_ready, timeout_s=ready_timeout_s, what=f"worker {name} to answer ping")
+    except BaseException:
+        if worker.is_running():  # nobody else will stop it: the caller never gets it
+            worker.kill()
+        raise
     return worker

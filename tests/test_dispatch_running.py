@@ -1,4 +1,5 @@
-"""The Celery-side claim: which deliveries run, which are duplicates, which take over."""
+"""The Celery-side claim: which deliveries run, which are duplicates, which take over; run
+lease renewals and runs that Celery terminates."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
-from services.dispatch.running import claim_run, fail_run
+from services.dispatch.failures import FailureOutcome
+from services.dispatch.reaper import reap_expired_leases
+from services.dispatch.running import claim_run, fail_run, fail_terminated_run, renew_run_leases
 
 
 def queued_task(session: Session, parcel_id: str = "RUN-1", *, max_retries: int = 3) -> uuid.UUID:
@@ -105,3 +108,90 @@ def test_a_run_held_by_a_node_found_dead_is_taken_over_by_another(db_session: Se
 
     assert alive is None
     assert taken is not None and taken.leased_by == "b@h" and taken.attempt == 2
+
+
+def running_task(session: Session, parcel_id: str, *, worker_name: str, now: datetime) -> uuid.UUID:
+    task_id = queued_task(session, parcel_id)
+    assert claim_run(session, task_id, worker_name=worker_name, run_lease_s=60, now=now)
+    return task_id
+
+
+def lease_expiry(session: Session, task_id: uuid.UUID) -> datetime:
+    expiry: datetime = session.scalar(
+        text("SELECT lease_expires_at FROM scrape_tasks WHERE id = :id"), {"id": task_id}
+    )
+    return expiry
+
+
+def test_a_renewal_extends_only_the_named_runs_still_running_on_that_node(
+    db_session: Session,
+) -> None:
+    now = datetime.now(UTC)
+    mine = running_task(db_session, "MINE-1", worker_name="a@h", now=now)
+    not_named = running_task(db_session, "MINE-2", worker_name="a@h", now=now)
+    elsewhere = running_task(db_session, "OTHER-1", worker_name="b@h", now=now)
+    waiting = queued_task(db_session, "QUEUED-1")
+    later = now + timedelta(seconds=50)
+
+    renewed = renew_run_leases(
+        db_session, [mine, elsewhere, waiting], worker_name="a@h", run_lease_s=60, now=later
+    )
+
+    assert renewed == 1
+    assert lease_expiry(db_session, mine) == later + timedelta(seconds=60)
+    for task_id in (not_named, elsewhere):
+        assert lease_expiry(db_session, task_id) == now + timedelta(seconds=60)
+    assert lease_expiry(db_session, waiting) is None
+    assert renew_run_leases(db_session, [], worker_name="a@h", run_lease_s=60, now=later) == 0
+
+
+def test_a_renewal_does_not_revive_a_run_already_reaped(db_session: Session) -> None:
+    now = datetime.now(UTC)
+    task_id = running_task(db_session, "REAPED-1", worker_name="a@h", now=now)
+    later = now + timedelta(seconds=61)
+    assert reap_expired_leases(db_session, now=later) == 1
+
+    renewed = renew_run_leases(db_session, [task_id], worker_name="a@h", run_lease_s=60, now=later)
+
+    assert renewed == 0
+    status, expiry = db_session.execute(
+        text("SELECT status, lease_expires_at FROM scrape_tasks WHERE id = :id"), {"id": task_id}
+    ).one()
+    assert (status, expiry) == ("retry_wait", None)
+
+
+def test_a_run_terminated_by_celery_is_closed_once_and_only_on_its_node(
+    db_session: Session,
+) -> None:
+    now = datetime.now(UTC)
+    task_id = running_task(db_session, "CUT-1", worker_name="a@h", now=now)
+
+    def terminate(worker_name: str) -> FailureOutcome | None:
+        return fail_terminated_run(
+            db_session, task_id, worker_name=worker_name, reason="worker_lost",
+            message="broker connection lost", now=now,
+        )  # fmt: skip
+
+    assert terminate("b@h") is None
+    outcome = terminate("a@h")
+    again = terminate("a@h")
+
+    assert outcome is not None and outcome.should_retry and outcome.attempt == 1
+    assert again is None
+    status, history = db_session.execute(
+        text("SELECT status, error_history FROM scrape_tasks WHERE id = :id"), {"id": task_id}
+    ).one()
+    assert status == "retry_wait"
+    assert [(e["reason"], e["worker"]) for e in history] == [("worker_lost", "a@h")]
+
+
+def test_a_run_terminated_for_good_is_dead_lettered(db_session: Session) -> None:
+    now = datetime.now(UTC)
+    task_id = running_task(db_session, "REVOKED-1", worker_name="a@h", now=now)
+
+    outcome = fail_terminated_run(
+        db_session, task_id, worker_name="a@h", reason="worker_lost",
+        message="revoked with terminate", is_retryable=False, now=now,
+    )  # fmt: skip
+
+    assert outcome is not None and outcome.moved_to_dlq

@@ -60,6 +60,22 @@ def test_a_visibility_timeout_shorter_than_a_task_is_refused(
     )
 
 
+def test_a_run_lease_is_renewed_three_times_a_lease_unless_told_and_never_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GATEWAY_CELERY_RUN_LEASE_S", raising=False)
+    monkeypatch.delenv("GATEWAY_CELERY_RUN_LEASE_RENEW_S", raising=False)
+    settings = load_settings()
+    assert (settings.celery_run_lease_s, settings.run_lease_renew_interval_s) == (60, 20)
+    monkeypatch.setenv("GATEWAY_CELERY_RUN_LEASE_S", "30")
+    monkeypatch.setenv("GATEWAY_CELERY_RUN_LEASE_RENEW_S", "30")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(
+        "GATEWAY_CELERY_RUN_LEASE_RENEW_S (30.0) must be below GATEWAY_CELERY_RUN_LEASE_S (30)"
+    )
+
+
 def test_a_wrong_database_scheme_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_POSTGRES_URL", "mysql://localhost/db")
     with pytest.raises(ConfigurationError, match="GATEWAY_POSTGRES_URL"):

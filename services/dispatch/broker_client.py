@@ -185,8 +185,7 @@ def restore_expired_unacked(limit: int = 1000) -> None:
 
 
 def run_lease_s() -> float:
-    settings = get_settings()
-    return float(settings.celery_run_lease_s or settings.task_time_limit_s + 60)
+    return float(get_settings().celery_run_lease_s)
 
 
 def enqueue_and_publish(

@@ -2,7 +2,9 @@
 
 The claim is the duplicate guard: a message whose row is no longer ``queued`` claims nothing
 and is dropped. A running task holds a run lease (fencing token, expiry) like an HTTP lease,
-so a worker killed mid-task is noticed by the reaper and its task retried. A run that
+so a worker killed mid-task is noticed by the reaper and its task retried. The lease is
+short and renewed by the node's main process while the run is active (``tasks.run_leases``);
+a run that Celery terminates is closed at once (``fail_terminated_run``). A run that
 succeeds is finished by the ingest of its result (``services.dispatch.completion``): the task
 is ``succeeded`` only once its result is written or recorded as a reject.
 """
@@ -126,6 +128,65 @@ def fail_run(
     if task is None:
         return None
     note_pushback(session, task, reason=reason, retry_after_s=retry_after_s)
+    return record_failed_attempt(
+        session, task, reason=reason, message=message, retry_suggested=is_retryable, now=now
+    )
+
+
+def renew_run_leases(
+    session: Session,
+    task_ids: Collection[uuid.UUID],
+    *,
+    worker_name: str,
+    run_lease_s: float,
+    now: datetime,
+) -> int:
+    """Push back the run leases of the tasks ``worker_name`` is running; returns rows renewed.
+
+    One statement for the whole node. Only rows still ``running`` on this node are touched:
+    a run already reaped, failed, finished or taken over elsewhere keeps what it has.
+    """
+    if not task_ids:
+        return 0
+    result = session.execute(
+        update(ScrapeTask)
+        .where(
+            ScrapeTask.id.in_(list(task_ids)),
+            ScrapeTask.status == TaskStatus.RUNNING.value,
+            ScrapeTask.leased_by == worker_name,
+        )
+        .values(lease_expires_at=now + timedelta(seconds=run_lease_s))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def fail_terminated_run(
+    session: Session,
+    task_id: uuid.UUID,
+    *,
+    worker_name: str,
+    reason: str,
+    message: str,
+    is_retryable: bool = True,
+    now: datetime,
+) -> FailureOutcome | None:
+    """Close the run that Celery on ``worker_name`` terminated as a failed attempt at once.
+
+    ``None`` if the task is not running on that node (already closed, or never claimed).
+    The node's main process knows the task id, not the lease token: the node is the fence.
+    """
+    task = session.scalars(
+        select(ScrapeTask)
+        .where(
+            ScrapeTask.id == task_id,
+            ScrapeTask.status == TaskStatus.RUNNING.value,
+            ScrapeTask.leased_by == worker_name,
+        )
+        .with_for_update()
+    ).one_or_none()
+    if task is None:
+        return None
     return record_failed_attempt(
         session, task, reason=reason, message=message, retry_suggested=is_retryable, now=now
     )
