@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session
 
 from gateway_localstack.servers import find_free_port
 from services.queues import INGEST_QUEUE, scrape_queue_names
@@ -28,6 +30,7 @@ from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
     expire_leases,
     lease,
     poll_with_every_broker_connection_held,
+    publish_duplicate,
 )
 from tests.waiting import wait_for
 
@@ -57,6 +60,10 @@ PANEL_SERIES: dict[str, tuple[str, Labels]] = {
     "Fenced-off calls/min by action": (
         "gateway_fenced_off_total",
         {"platform": "demo", "action": "complete"},
+    ),
+    "Duplicate deliveries dropped/min by path": (
+        "gateway_duplicate_deliveries_dropped_total",
+        {"path": "http"},
     ),
     "Task wait p50 / p95 by platform": (
         "gateway_task_wait_seconds_bucket",
@@ -169,6 +176,7 @@ def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
     admin_headers: dict[str, str],
     worker_headers: dict[str, str],
     celery_worker_factory: Callable[..., WorkerProcess],
+    db_session: Session,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def metrics() -> str:
@@ -236,6 +244,9 @@ def test_the_api_panels_move_with_requests_leases_failures_ingests_and_refusals(
         "/admin/rate-limits/qpublic", json={"per_minute": 30}, headers=admin_headers
     )
     assert limited.status_code == 200, limited.text
+    publish_duplicate(db_session, ids[0])  # a redelivery of a task no longer queued ...
+    leased_later = lease(api_client, worker_headers, capacity=10)  # ... is dropped, counted
+    assert ids[0] not in {uuid.UUID(task["task_id"]) for task in leased_later}
     after = metrics()
 
     moved_by = {
