@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ScrapeTask
 from services.dispatch.enqueue import EnqueueRequest, ItemStatus, enqueue_tasks
-from services.dispatch.envelopes import scrape_message
+from services.dispatch.envelopes import SCRAPE_TASK_NAME, scrape_message
 from tests.dispatch_helpers import (
     assert_ledger_balanced,
     assert_queue_depth,
@@ -139,6 +139,26 @@ def test_a_mixed_batch_writes_each_field_and_reports_each_item_by_index(
     for message in report.messages:  # the message is the one the stored row makes
         assert message == scrape_message(db_session.get_one(ScrapeTask, message.task_id))
     assert_ledger_balanced(db_session, enqueued=3)
+
+
+def test_a_scrape_task_message_is_the_one_celery_would_make(db_session: Session) -> None:
+    from services.dispatch.broker_client import (
+        build_scrape_task_message,
+        scrape_task_message_template,
+    )
+    from services.dispatch.celery_app import app
+
+    requests = [EnqueueRequest("demo", "FL", "dixie", f"C-{n}") for n in range(2)]
+    messages = enqueue_tasks(db_session, requests).messages
+    template = scrape_task_message_template()
+
+    for message in messages:
+        args = [message.envelope]
+        celerys = app.amqp.create_task_message(
+            str(message.task_id), SCRAPE_TASK_NAME, args, ignore_result=True, argsrepr=repr(args)
+        )
+        assert build_scrape_task_message(template, message) == celerys
+    assert template == scrape_task_message_template()  # the copies left it as it was
 
 
 def test_rows_written_but_never_published_are_published_by_the_periodic_job(
