@@ -9,13 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
+from db.models import ScrapeTask
+from services.dispatch.enqueue import EnqueueRequest, ItemStatus, enqueue_tasks
+from services.dispatch.envelopes import SCRAPE_TASK_NAME, scrape_message
 from tests.dispatch_helpers import (
     assert_ledger_balanced,
     assert_queue_depth,
     clean_dispatch_queues,
     enqueue,
     lease,
+    platform_policy,
     task_row,
 )
 from tests.outages import TcpProxy
@@ -93,6 +96,69 @@ def test_duplicates_inside_one_batch_are_enqueued_once(
     assert [i["status"] for i in body["items"]] == ["enqueued", "already_active"]
     assert body["items"][0]["task_id"] == body["items"][1]["task_id"]
     assert_ledger_balanced(db_session, enqueued=1)
+
+
+def test_a_mixed_batch_writes_each_field_and_reports_each_item_by_index(
+    db_session: Session,
+) -> None:
+    [active] = enqueue_tasks(db_session, [EnqueueRequest("demo", "FL", "dixie", "M-0")]).messages
+    url = "https://example.org/parcel/M-1"
+    requests = [
+        EnqueueRequest("demo", "fl", "Dixie County", "m-1", url=f"  {url} ", priority=1),
+        EnqueueRequest("demo", "FL", "dixie", "M 0"),  # the active M-0
+        EnqueueRequest("demo", "FL", "dixie", "M-1"),  # the first item, again
+        EnqueueRequest("nosuch", "FL", "dixie", "M-2"),
+        EnqueueRequest("demo", "FL", "dixie", "M-3"),
+    ]
+
+    with platform_policy("demo", max_retries=7):
+        report = enqueue_tasks(db_session, requests, request_id="req-42")
+    db_session.commit()
+
+    statuses = [outcome.status for outcome in report.outcomes]
+    assert statuses == [
+        ItemStatus.ENQUEUED,
+        ItemStatus.ALREADY_ACTIVE,
+        ItemStatus.ALREADY_ACTIVE,
+        ItemStatus.INVALID,
+        ItemStatus.ENQUEUED,
+    ]
+    first, again_active, again_first, invalid, last = (o.task_id for o in report.outcomes)
+    assert (again_active, again_first, invalid) == (active.task_id, first, None)
+    assert [message.task_id for message in report.messages] == [first, last]
+    row = task_row(db_session, report.messages[0].task_id)
+    assert {k: row[k] for k in ("state", "county", "parcel_id", "parcel_key", "url")} == {
+        "state": "FL",
+        "county": "dixie",
+        "parcel_id": "m-1",
+        "parcel_key": "M1",
+        "url": url,
+    }
+    assert (row["priority"], row["max_retries"], row["request_id"]) == (1, 7, "req-42")
+    assert (row["status"], row["attempt"], row["published_at"]) == ("queued", 0, None)
+    for message in report.messages:  # the message is the one the stored row makes
+        assert message == scrape_message(db_session.get_one(ScrapeTask, message.task_id))
+    assert_ledger_balanced(db_session, enqueued=3)
+
+
+def test_a_scrape_task_message_is_the_one_celery_would_make(db_session: Session) -> None:
+    from services.dispatch.broker_client import (
+        build_scrape_task_message,
+        scrape_task_message_template,
+    )
+    from services.dispatch.celery_app import app
+
+    requests = [EnqueueRequest("demo", "FL", "dixie", f"C-{n}") for n in range(2)]
+    messages = enqueue_tasks(db_session, requests).messages
+    template = scrape_task_message_template()
+
+    for message in messages:
+        args = [message.envelope]
+        celerys = app.amqp.create_task_message(
+            str(message.task_id), SCRAPE_TASK_NAME, args, ignore_result=True, argsrepr=repr(args)
+        )
+        assert build_scrape_task_message(template, message) == celerys
+    assert template == scrape_task_message_template()  # the copies left it as it was
 
 
 def test_rows_written_but_never_published_are_published_by_the_periodic_job(

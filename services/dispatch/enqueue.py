@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Uuid, column, select, text
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATUSES, ACTIVE_STATUSES_SQL, Platform, ScrapeTask
-from services.dispatch.envelopes import ScrapeMessage, scrape_message
+from db.models import ACTIVE_STATUSES_SQL, Platform, ScrapeTask
+from services.dispatch.envelopes import ScrapeMessage, build_scrape_message
 from services.dispatch.outcome_metrics import note_tasks_enqueued
 from services.errors import InvalidInput
 from services.parcel_identity import normalize_county, normalize_state, parcel_key
@@ -25,8 +24,39 @@ from services.queues import DEFAULT_PRIORITY, PRIORITIES
 from settings import get_settings
 
 MAX_BATCH = 10_000
-_ACTIVE_WHERE = text(f"status IN ({ACTIVE_STATUSES_SQL})")
 _IDENTITY = ("platform", "state", "county", "parcel_key")
+# The columns enqueue writes, each sent as one array: the server unnests them into rows, so a
+# batch is one statement with ten parameters, not ten per row for the client to process.
+# Strings travel as text[]: the insert's own cast to varchar(n) still refuses a value too long
+# (an explicit cast to varchar(n)[] would cut it).
+_COLUMN_ARRAYS = {
+    "id": "uuid[]",
+    "platform": "text[]",
+    "state": "text[]",
+    "county": "text[]",
+    "parcel_id": "text[]",
+    "parcel_key": "text[]",
+    "url": "text[]",
+    "priority": "smallint[]",
+    "max_retries": "smallint[]",
+    "request_id": "text[]",
+}
+# Rows leave unnest in array order, so of two duplicates in one batch the first is inserted
+# and the second meets it in the partial unique index (uq_scrape_tasks_active_parcel).
+_INSERT_ROWS = text(
+    f"INSERT INTO {ScrapeTask.__tablename__} ({', '.join(_COLUMN_ARRAYS)})"
+    f" SELECT * FROM unnest({', '.join(f'CAST(:{n} AS {t})' for n, t in _COLUMN_ARRAYS.items())})"
+    f" ON CONFLICT ({', '.join(_IDENTITY)}) WHERE status IN ({ACTIVE_STATUSES_SQL}) DO NOTHING"
+    " RETURNING id"
+).columns(column("id", Uuid))
+# The keys are joined to the active rows; a row-value IN list became one filter of N
+# alternatives tested against every active row of the county (time: county size x batch).
+_FIND_ACTIVE = text(
+    f"SELECT t.id, {', '.join(_IDENTITY)} FROM {ScrapeTask.__tablename__} t"
+    f" JOIN unnest({', '.join(f'CAST(:{n} AS text[])' for n in _IDENTITY)})"
+    f" AS k({', '.join(_IDENTITY)}) USING ({', '.join(_IDENTITY)})"
+    f" WHERE t.status IN ({ACTIVE_STATUSES_SQL})"
+).columns(column("id", Uuid))
 
 
 @dataclass(frozen=True)
@@ -79,7 +109,7 @@ def enqueue_tasks(
             continue
         rows[-1]["_index"] = index
     inserted = _insert_rows(session, rows)
-    note_tasks_enqueued(session, (task.platform for task in inserted.values()))
+    note_tasks_enqueued(session, (row["platform"] for row in rows if row["id"] in inserted))
     report = EnqueueReport()
     skipped = [row for row in rows if row["id"] not in inserted]
     existing = _active_ids(session, skipped)
@@ -87,7 +117,7 @@ def enqueue_tasks(
         index = row["_index"]
         if row["id"] in inserted:
             outcomes[index] = ItemOutcome(index, ItemStatus.ENQUEUED, task_id=row["id"])
-            report.messages.append(scrape_message(inserted[row["id"]]))
+            report.messages.append(_scrape_message(row))
         else:
             task_id = existing.get(tuple(row[k] for k in _IDENTITY))
             outcomes[index] = ItemOutcome(index, ItemStatus.ALREADY_ACTIVE, task_id=task_id)
@@ -124,18 +154,25 @@ def _ledger_row(
     }
 
 
-def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> dict[uuid.UUID, ScrapeTask]:
-    """One INSERT ... ON CONFLICT DO NOTHING; returns the rows actually inserted, by id."""
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """One INSERT ... ON CONFLICT DO NOTHING; returns the ids of the rows actually inserted."""
     if not rows:
-        return {}
-    statement = (
-        insert(ScrapeTask)
-        .on_conflict_do_nothing(index_elements=list(_IDENTITY), index_where=_ACTIVE_WHERE)
-        .returning(ScrapeTask)
+        return set()
+    arrays = {name: [row[name] for row in rows] for name in _COLUMN_ARRAYS}
+    arrays["id"] = [str(task_id) for task_id in arrays["id"]]
+    return set(session.scalars(_INSERT_ROWS, arrays))
+
+
+def _scrape_message(row: dict[str, Any]) -> ScrapeMessage:
+    return build_scrape_message(
+        row["id"],
+        platform=row["platform"],
+        state=row["state"],
+        county=row["county"],
+        parcel_id=row["parcel_id"],
+        url=row["url"],
+        priority=row["priority"],
     )
-    params = [{k: v for k, v in row.items() if k != "_index"} for row in rows]
-    tasks = session.scalars(statement, params).all()
-    return {task.id: task for task in tasks}
 
 
 def _active_ids(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], uuid.UUID]:
@@ -143,10 +180,5 @@ def _active_ids(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[Any,
     if not rows:
         return {}
     keys = {tuple(row[k] for k in _IDENTITY) for row in rows}
-    columns = [getattr(ScrapeTask, k) for k in _IDENTITY]
-    found = session.execute(
-        select(ScrapeTask.id, *columns).where(
-            ScrapeTask.status.in_(ACTIVE_STATUSES), tuple_(*columns).in_(list(keys))
-        )
-    )
-    return {tuple(row[1:]): row[0] for row in found}
+    arrays = {name: [key[n] for key in keys] for n, name in enumerate(_IDENTITY)}
+    return {tuple(row[1:]): row[0] for row in session.execute(_FIND_ACTIVE, arrays)}

@@ -22,23 +22,41 @@ class ScrapeMessage:
     envelope: dict[str, Any]
 
 
-def task_envelope(task: ScrapeTask) -> dict[str, Any]:
-    """The JSON a scraper receives (Celery argument and, reshaped, the HTTP WorkTask)."""
-    return {
-        "task_id": str(task.id),
-        "type": TASK_TYPE,
-        "platform": task.platform,
-        "state": task.state,
-        "county": task.county,
-        "parcel_id": task.parcel_id,
-        "url": task.url,
-        "priority": task.priority,
-    }
-
-
 def scrape_message(task: ScrapeTask) -> ScrapeMessage:
-    return ScrapeMessage(
-        task_id=task.id,
-        queue=scrape_queue_name(task.platform, task.priority),
-        envelope=task_envelope(task),
+    return build_scrape_message(
+        task.id,
+        platform=task.platform,
+        state=task.state,
+        county=task.county,
+        parcel_id=task.parcel_id,
+        url=task.url,
+        priority=task.priority,
     )
+
+
+def build_scrape_message(
+    task_id: uuid.UUID,
+    *,
+    platform: str,
+    state: str,
+    county: str,
+    parcel_id: str,
+    url: str | None,
+    priority: int,
+) -> ScrapeMessage:
+    """The message of a ledger row, from its values (enqueue has them without loading the row).
+
+    The envelope is the JSON a scraper receives (Celery argument and, reshaped, the HTTP
+    WorkTask).
+    """
+    envelope = {
+        "task_id": str(task_id),
+        "type": TASK_TYPE,
+        "platform": platform,
+        "state": state,
+        "county": county,
+        "parcel_id": parcel_id,
+        "url": url,
+        "priority": priority,
+    }
+    return ScrapeMessage(task_id, scrape_queue_name(platform, priority), envelope)
