@@ -60,7 +60,6 @@ def record_and_publish(
     after the grace; harmless, as for any slow message."""
     chunks = split_result_chunks(payloads, chunk_size=chunk_size)
     record_outbox(session, chunks, request_id=None)
-    session.flush()
     return publish_chunks(chunks)
 
 
