@@ -68,11 +68,15 @@ def test_an_accepted_result_keeps_its_outbox_row_until_the_ingest_has_written_it
     assert [i["parcel_id"] for i in kept] == ["OB-0", "OB-1", "OB-2"]
     assert row.request_id == answer.headers["X-Request-ID"] and row.republish_count == 0
     assert ingest_queue_length() == 1
+    assert "gateway_result_outbox_messages 1.0" in api_client.get("/metrics").text
 
     celery_worker_factory([INGEST_QUEUE])
 
     wait_for(lambda: not outbox(db_session), timeout_s=30, what="the outbox row deleted")
     assert parcel_ids(db_session) == ["OB-0", "OB-1", "OB-2"]  # in the same transaction
+    metrics = api_client.get("/metrics").text
+    assert "gateway_result_outbox_messages 0.0" in metrics
+    assert "gateway_result_outbox_oldest_age_seconds 0.0" in metrics
 
 
 @pytest.mark.broker

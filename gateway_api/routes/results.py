@@ -19,6 +19,7 @@ from gateway_api import worker_examples
 from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
 from gateway_api.metrics import register_live_collector
+from gateway_api.result_outbox_metrics import ResultOutboxCollector
 from observability.request_context import get_request_id
 from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
@@ -53,6 +54,7 @@ _POLL_INTERVAL_S = 0.05
 
 
 register_live_collector(IngestMetricsCollector(metrics_redis))
+register_live_collector(ResultOutboxCollector())
 
 
 class ResultItemError(BaseModel):

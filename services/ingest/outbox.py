@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from db.models import ResultOutbox
@@ -30,6 +30,12 @@ from services.ingest.result_messages import ResultChunk, publish_chunks, split_r
 # A row re-published n times waits grace * 2^n before the next try; capped here (64 graces,
 # 5 h 20 min at the default) so a message lost again is still tried a few times a day.
 MAX_BACKOFF_DOUBLINGS = 6
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    messages: int
+    oldest_created_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -119,3 +125,9 @@ def republish_outbox_messages(messages: Sequence[OutboxMessage]) -> int:
     for message in messages:
         publish_chunks([message.chunk], request_id=message.request_id)
     return len(messages)
+
+
+def read_outbox_backlog(session: Session) -> OutboxBacklog:
+    """How many accepted messages are not written yet, and since when the oldest waits."""
+    count, oldest = session.execute(select(func.count(), func.min(ResultOutbox.created_at))).one()
+    return OutboxBacklog(int(count), oldest)
