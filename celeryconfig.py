@@ -91,3 +91,10 @@ beat_schedule.update(
         )
     }
 )
+
+# Accepted results the broker lost are sent again from the result outbox; same interval.
+beat_schedule["maintenance.republish_result_outbox"] = {
+    "task": "maintenance.republish_result_outbox",
+    "schedule": _dispatch_interval_s,
+    "options": {"expires": _dispatch_interval_s},
+}

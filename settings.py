@@ -190,6 +190,13 @@ class GatewaySettings(BaseSettings):
     # A message whose chunk killed its worker child (or hit the time limit) this many times
     # is recorded in ingest_rejects instead of being tried again.
     ingest_max_crashes: int = Field(default=3, ge=1, le=100)
+    # Accepted results are kept in the result_outbox table until the ingest writes them; a
+    # message still there after this long is taken as lost by the broker and sent again. It
+    # must exceed the ingest's normal latency, outage waits included (a message only slow is
+    # then written twice, harmlessly, but twice the work), hence above ingest_outage_wait_s.
+    result_outbox_grace_s: int = Field(default=300, ge=1)
+    # Messages re-published per run of the job (every dispatch_job_interval_s).
+    result_outbox_republish_limit: int = Field(default=500, ge=1, le=10_000)
     raw_file_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     raw_file_content_types: CommaList = Field(
         default_factory=lambda: [
@@ -361,6 +368,16 @@ class GatewaySettings(BaseSettings):
             raise ValueError(
                 f"GATEWAY_RESULTS_SYNC_WAIT_S ({self.results_sync_wait_s}) must not exceed "
                 f"GATEWAY_RESULTS_MAX_WAIT_S ({self.results_max_wait_s})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_result_outbox_grace(self) -> GatewaySettings:
+        if self.result_outbox_grace_s <= self.ingest_outage_wait_s:
+            raise ValueError(
+                f"GATEWAY_RESULT_OUTBOX_GRACE_S ({self.result_outbox_grace_s}) must exceed "
+                f"GATEWAY_INGEST_OUTAGE_WAIT_S ({self.ingest_outage_wait_s}), or results still "
+                "being written are sent again"
             )
         return self
 

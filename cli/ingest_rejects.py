@@ -104,13 +104,15 @@ def reingest_command(
         body = {"ids": list(ids) or None, "reason": reason, "limit": limit}
         count = api.post("/admin/ingest-rejects/reingest", body)["reingested"]
     else:
-        from services.ingest.result_messages import publish_result_chunks
+        from services.ingest.outbox import record_and_publish
 
         chunk_size = get_settings().ingest_chunk_size
         with session_scope() as session:
             count = reingest_rejects(
                 session,
-                publish=lambda payloads: publish_result_chunks(payloads, chunk_size=chunk_size),
+                publish=lambda payloads: record_and_publish(
+                    session, payloads, chunk_size=chunk_size
+                ),
                 ids=list(ids) or None,
                 reason_code=_reason(reason),
                 limit=limit,

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
 from sqlalchemy import text
 
 from db.session import session_scope
 from observability.request_context import get_request_id
+from services.ingest.outbox import claim_due_outbox_messages, republish_outbox_messages
+from settings import get_settings
 from tasks.app import app
+
+logger = logging.getLogger(__name__)
 
 
 @app.task(name="maintenance.ping", ignore_result=False)
@@ -21,3 +28,22 @@ def ping() -> dict[str, object]:
 def echo_request_id() -> str | None:
     """Return the request id the task runs under: lets operators check log correlation."""
     return get_request_id()
+
+
+# Retry policy: none; the next beat tick is the retry (a claimed message whose publish failed
+# is due again after its next, doubled, wait).
+@app.task(name="maintenance.republish_result_outbox")
+def republish_result_outbox(grace_s: float | None = None) -> int:
+    """Accepted results the ingest has not written within the grace are sent again."""
+    settings = get_settings()
+    grace = settings.result_outbox_grace_s if grace_s is None else grace_s
+    with session_scope() as session:
+        due = claim_due_outbox_messages(
+            session,
+            grace_s=grace,
+            now=datetime.now(UTC),
+            limit=settings.result_outbox_republish_limit,
+        )
+    if due:
+        logger.warning("re-publishing %d accepted result message(s) not yet written", len(due))
+    return republish_outbox_messages(due)

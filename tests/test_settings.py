@@ -76,6 +76,17 @@ def test_a_run_lease_is_renewed_three_times_a_lease_unless_told_and_never_less_o
     )
 
 
+def test_a_result_outbox_grace_within_the_ingest_outage_wait_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_RESULT_OUTBOX_GRACE_S", "60")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(
+        "GATEWAY_RESULT_OUTBOX_GRACE_S (60) must exceed GATEWAY_INGEST_OUTAGE_WAIT_S (60.0)"
+    )
+
+
 def test_a_wrong_database_scheme_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_POSTGRES_URL", "mysql://localhost/db")
     with pytest.raises(ConfigurationError, match="GATEWAY_POSTGRES_URL"):

@@ -15,6 +15,7 @@ from db.models.parcel_search import SEARCH_INDEXES
 from db.models.parcels import Parcel, ParcelSnapshot
 from db.models.rate_limits import RateLimit
 from db.models.raw_files import RawFile
+from db.models.result_outbox import ResultOutbox
 from db.models.worker_credentials import WorkerCredential, WorkerIdentityClaim
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RateLimit",
     "RawFile",
     "RejectReason",
+    "ResultOutbox",
     "ScrapeTask",
     "TaskStatus",
     "Worker",

@@ -13,6 +13,7 @@ from db.models import IngestReject, RejectReason
 from gateway_api.api_docs import ADMIN_ERRORS, error_responses
 from gateway_api.auth import AdminDep
 from gateway_api.deps import SessionDep
+from services.ingest.outbox import record_and_publish
 from services.ingest.rejects import (
     count_rejects,
     delete_rejects,
@@ -20,7 +21,6 @@ from services.ingest.rejects import (
     list_rejects,
     reingest_rejects,
 )
-from services.ingest.result_messages import publish_result_chunks
 from settings import get_settings
 
 router = APIRouter(prefix="/admin/ingest-rejects", tags=["admin"], responses=ADMIN_ERRORS)
@@ -122,7 +122,7 @@ def reingest_ingest_rejects(body: ReingestIn, _: AdminDep, session: SessionDep) 
     chunk_size = get_settings().ingest_chunk_size
     count = reingest_rejects(
         session,
-        publish=lambda payloads: publish_result_chunks(payloads, chunk_size=chunk_size),
+        publish=lambda payloads: record_and_publish(session, payloads, chunk_size=chunk_size),
         ids=body.ids,
         reason_code=body.reason,
         limit=body.limit,

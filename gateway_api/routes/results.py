@@ -12,15 +12,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from db.session import session_scope
 from gateway_api import worker_examples
 from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
 from gateway_api.metrics import register_live_collector
+from gateway_api.result_outbox_metrics import ResultOutboxCollector
+from observability.request_context import get_request_id
 from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
 from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts_safely
+from services.ingest.outbox import record_outbox
 from services.ingest.result_answers import (
     RESPOND_ASYNC,
     RefusedItem,
@@ -30,8 +35,9 @@ from services.ingest.result_answers import (
 )
 from services.ingest.result_messages import (
     ChunkOutcomes,
-    publish_result_chunks,
+    publish_chunks,
     read_ingest_outcomes,
+    split_result_chunks,
 )
 from services.metrics_redis import metrics_redis
 from settings import get_settings
@@ -48,6 +54,7 @@ _POLL_INTERVAL_S = 0.05
 
 
 register_live_collector(IngestMetricsCollector(metrics_redis))
+register_live_collector(ResultOutboxCollector())
 
 
 class ResultItemError(BaseModel):
@@ -252,10 +259,22 @@ def _validate_body(body: bytes, max_items: int) -> Validated:
 def _publish(
     items: list[PositionedItem], chunk_size: int
 ) -> tuple[list[str], dict[str, list[PositionedItem]]]:
+    """Record the chunks in the result outbox and commit, then publish them: once the answer
+    says accepted, PostgreSQL holds them until the ingest has written them."""
     payloads = [positioned.item.to_payload() for positioned in items]
+    result_chunks = split_result_chunks(payloads, chunk_size=chunk_size)
     try:
-        task_ids = publish_result_chunks(payloads, chunk_size=chunk_size)
+        with session_scope() as session:
+            record_outbox(session, result_chunks, request_id=get_request_id())
+    except (OperationalError, InterfaceError) as exc:
+        raise ServiceUnavailable(
+            "the database is unavailable; nothing was accepted, resend the whole request"
+        ) from exc
+    try:
+        task_ids = publish_chunks(result_chunks)
     except BrokerUnavailable as exc:
+        # The rows stay: the re-publish job sends them once the broker is back, and the
+        # worker's resend is written a second time, harmlessly (ingest is idempotent).
         raise ServiceUnavailable(
             "ingest queue unavailable; resend the whole request (ingest is idempotent)"
         ) from exc

@@ -4,9 +4,11 @@ Each message is the list of result items one sender queued. The batch is validat
 invalid items go to ``ingest_rejects``. The valid ones are written in one transaction with
 one COPY and one statement; if that fails on a deterministic error, the chunk is split in
 halves (each in a savepoint) until the items at fault are found, and those are recorded as
-rejects while the rest is written. ``write_with_retries`` owns the transactions: a database
-outage is waited out without counting against the items, transient failures are retried with
-jittered, capped backoff up to a limit, and what outlasts the limit is recorded as rejects.
+rejects while the rest is written. The transaction that keeps a message's items (written or
+rejected) also deletes its result outbox row (``services.ingest.outbox``).
+``write_with_retries`` owns the transactions: a database outage is waited out without
+counting against the items, transient failures are retried with jittered, capped backoff up
+to a limit, and what outlasts the limit is recorded as rejects.
 Every item of an acknowledged message thus ends as a parcel row or a reject row.
 """
 
@@ -27,6 +29,7 @@ from db.models import RejectReason
 from services.ingest.batch import OUTCOMES, IngestOutcome, ingest_items
 from services.ingest.database_faults import DatabaseFault, classify_database_error
 from services.ingest.items import ResultItem, validate_result_items
+from services.ingest.outbox import forget_outbox_messages
 from services.ingest.rejects import RejectedItem, record_rejects
 
 logger = logging.getLogger(__name__)
@@ -117,6 +120,7 @@ def write_batch(session: Session, batch: PreparedBatch) -> BatchResult:
         for slot, reason in poisoned
     ]
     _record(session, result, rejects)
+    _forget_outbox_rows(session, batch)
     return result
 
 
@@ -129,7 +133,14 @@ def reject_whole_batch(session: Session, batch: PreparedBatch, reason: str) -> B
         for s in batch.valid
     ]
     _record(session, result, rejects)
+    _forget_outbox_rows(session, batch)
     return result
+
+
+def _forget_outbox_rows(session: Session, batch: PreparedBatch) -> None:
+    # In the transaction that writes the items: the row goes exactly when they are kept, and
+    # a try that rolls back leaves it for the re-publish job.
+    forget_outbox_messages(session, [message.message_id for message in batch.messages])
 
 
 def _record(

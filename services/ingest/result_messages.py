@@ -4,6 +4,7 @@ the messages stand. The task itself is ``tasks.ingest``; this side imports no ta
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,17 +19,43 @@ INGEST_TASK_NAME = "ingest.parcel_results"
 OUTCOME_KEYS = ("inserted", "updated", "unchanged", "stale")
 
 
-def publish_result_chunks(payloads: Sequence[object], *, chunk_size: int) -> list[str]:
-    """Send the items as ingest messages of at most ``chunk_size`` items; returns their ids.
-    Their results are kept (``read_ingest_outcomes`` reads them)."""
-    task_ids = []
-    for start in range(0, len(payloads), chunk_size):
-        chunk = list(payloads[start : start + chunk_size])
-        sent = app.send_task(
-            INGEST_TASK_NAME, args=[chunk], queue=INGEST_QUEUE, ignore_result=False
+@dataclass(frozen=True)
+class ResultChunk:
+    """One ingest message: its id (the Celery task id) is chosen before it is sent, so the
+    result outbox can record the message first and a re-publish can send it again unchanged."""
+
+    message_id: str
+    items: list[object]
+
+
+def split_result_chunks(payloads: Sequence[object], *, chunk_size: int) -> list[ResultChunk]:
+    """The items as messages of at most ``chunk_size`` items, each with a new id."""
+    return [
+        ResultChunk(str(uuid.uuid4()), list(payloads[start : start + chunk_size]))
+        for start in range(0, len(payloads), chunk_size)
+    ]
+
+
+def publish_chunks(chunks: Sequence[ResultChunk], *, request_id: str | None = None) -> list[str]:
+    """Send each chunk under its own id; returns the ids. Their results are kept
+    (``read_ingest_outcomes`` reads them). ``request_id``: the request that accepted them,
+    when it is not the current one (a re-publish)."""
+    headers = {"request_id": request_id} if request_id else None
+    for chunk in chunks:
+        app.send_task(
+            INGEST_TASK_NAME,
+            args=[chunk.items],
+            task_id=chunk.message_id,
+            queue=INGEST_QUEUE,
+            ignore_result=False,
+            headers=headers,
         )
-        task_ids.append(sent.id)
-    return task_ids
+    return [chunk.message_id for chunk in chunks]
+
+
+def publish_result_chunks(payloads: Sequence[object], *, chunk_size: int) -> list[str]:
+    """Send the items as ingest messages of at most ``chunk_size`` items; returns their ids."""
+    return publish_chunks(split_result_chunks(payloads, chunk_size=chunk_size))
 
 
 @dataclass
