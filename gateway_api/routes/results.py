@@ -12,9 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from db.session import session_scope
 from gateway_api import worker_examples
 from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
@@ -25,7 +23,7 @@ from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
 from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts_safely
-from services.ingest.outbox import record_outbox
+from services.ingest.outbox import keep_until_written
 from services.ingest.result_answers import (
     RESPOND_ASYNC,
     RefusedItem,
@@ -260,16 +258,11 @@ def _publish(
     items: list[PositionedItem], chunk_size: int
 ) -> tuple[list[str], dict[str, list[PositionedItem]]]:
     """Record the chunks in the result outbox and commit, then publish them: once the answer
-    says accepted, PostgreSQL holds them until the ingest has written them."""
+    says accepted, PostgreSQL holds them until the ingest has written them (the broker alone
+    while the database is down: ``keep_until_written``)."""
     payloads = [positioned.item.to_payload() for positioned in items]
     result_chunks = split_result_chunks(payloads, chunk_size=chunk_size)
-    try:
-        with session_scope() as session:
-            record_outbox(session, result_chunks, request_id=get_request_id())
-    except (OperationalError, InterfaceError) as exc:
-        raise ServiceUnavailable(
-            "the database is unavailable; nothing was accepted, resend the whole request"
-        ) from exc
+    keep_until_written(result_chunks, request_id=get_request_id())
     try:
         task_ids = publish_chunks(result_chunks)
     except BrokerUnavailable as exc:
