@@ -1,7 +1,7 @@
 """Enqueue: write ledger rows, idempotently per active (platform, state, county, parcel).
 
-The caller commits, then publishes the returned messages (``tasks.scrape_publisher``); rows
-written but never published are picked up by the periodic re-publisher.
+The caller commits, then publishes the returned messages (``broker_client.enqueue_and_publish``);
+rows written but never published are picked up by the periodic re-publisher.
 """
 
 from __future__ import annotations
