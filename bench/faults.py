@@ -62,7 +62,7 @@ class DrillPlan:
 FULL = DrillPlan(parcels=5000, each_special=50, scrape_nodes=3, http_workers=3,
                  scrape_delay_s=0.25, kill_every_s=3.0)  # fmt: skip
 SHORT = DrillPlan(parcels=1000, each_special=15, scrape_nodes=2, http_workers=2,
-                  scrape_delay_s=0.35, kill_every_s=3.0)  # fmt: skip
+                  scrape_delay_s=0.3, kill_every_s=3.0)  # fmt: skip
 
 
 @dataclass
@@ -155,6 +155,10 @@ def _fleet_env(env: dict[str, str], plan: DrillPlan) -> tuple[dict[str, str], st
         "GATEWAY_MAX_RETRIES": "5",
         "GATEWAY_UNPUBLISHED_GRACE_S": "2",
         "GATEWAY_VANISHED_GRACE_S": "20",
+        # An accepted result the broker lost is sent again from the outbox after 20 s; the
+        # grace must exceed the ingest's wait for a database that is down.
+        "GATEWAY_RESULT_OUTBOX_GRACE_S": "20",
+        "GATEWAY_INGEST_OUTAGE_WAIT_S": "8",
         # Redis hands back a dead consumer's unacked messages after the visibility timeout,
         # which must exceed the task time limit (demo scrapes take well under a second).
         "GATEWAY_TASK_TIME_LIMIT_S": "10",
