@@ -354,11 +354,13 @@ class GatewaySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_run_lease_renewed_in_time(self) -> GatewaySettings:
-        if self.run_lease_renew_interval_s >= self.celery_run_lease_s:
+        # At most half a lease: one slow or failed tick (a connect may take 5 s) must not let
+        # a live run's lease run out.
+        if self.run_lease_renew_interval_s > self.celery_run_lease_s / 2:
             raise ValueError(
-                f"GATEWAY_CELERY_RUN_LEASE_RENEW_S ({self.celery_run_lease_renew_s}) must be "
-                f"below GATEWAY_CELERY_RUN_LEASE_S ({self.celery_run_lease_s}), or live runs "
-                "are reaped between renewals"
+                f"GATEWAY_CELERY_RUN_LEASE_RENEW_S ({self.celery_run_lease_renew_s}) must be at "
+                f"most half of GATEWAY_CELERY_RUN_LEASE_S ({self.celery_run_lease_s}), or live "
+                "runs are reaped after one missed renewal"
             )
         return self
 

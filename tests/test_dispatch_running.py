@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 from services.dispatch.enqueue import EnqueueRequest, enqueue_tasks
 from services.dispatch.failures import FailureOutcome
 from services.dispatch.reaper import reap_expired_leases
-from services.dispatch.running import claim_run, fail_run, fail_terminated_run, renew_run_leases
+from services.dispatch.running import (
+    cancel_revoked_run,
+    claim_run,
+    fail_run,
+    fail_terminated_run,
+    renew_run_leases,
+)
 
 
 def queued_task(session: Session, parcel_id: str = "RUN-1", *, max_retries: int = 3) -> uuid.UUID:
@@ -185,13 +191,15 @@ def test_a_run_terminated_by_celery_is_closed_once_and_only_on_its_node(
     assert [(e["reason"], e["worker"]) for e in history] == [("worker_lost", "a@h")]
 
 
-def test_a_run_terminated_for_good_is_dead_lettered(db_session: Session) -> None:
+def test_a_run_revoked_by_an_operator_is_cancelled_and_only_on_its_node(
+    db_session: Session,
+) -> None:
     now = datetime.now(UTC)
     task_id = running_task(db_session, "REVOKED-1", worker_name="a@h", now=now)
 
-    outcome = fail_terminated_run(
-        db_session, task_id, worker_name="a@h", reason="worker_lost",
-        message="revoked with terminate", is_retryable=False, now=now,
-    )  # fmt: skip
+    elsewhere = cancel_revoked_run(db_session, task_id, worker_name="b@h", now=now)
+    cancelled = cancel_revoked_run(db_session, task_id, worker_name="a@h", now=now)
 
-    assert outcome is not None and outcome.moved_to_dlq
+    assert elsewhere is None
+    assert cancelled is not None and cancelled.status == "cancelled"
+    assert cancel_revoked_run(db_session, task_id, worker_name="a@h", now=now) is None

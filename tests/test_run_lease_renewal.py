@@ -212,7 +212,7 @@ def test_a_run_terminated_on_a_broker_connection_loss_is_a_failed_attempt_at_onc
     assert_ledger_balanced(db_session, enqueued=1)
 
 
-def test_a_run_revoked_with_terminate_is_dead_lettered_at_once(
+def test_a_run_revoked_with_terminate_is_cancelled_at_once(
     api_client: TestClient,
     admin_headers: dict[str, str],
     db_session: Session,
@@ -226,7 +226,6 @@ def test_a_run_revoked_with_terminate_is_dead_lettered_at_once(
 
     app.control.revoke(str(task_id), terminate=True)
 
-    row = wait_for_status(db_session, task_id, "dead", timeout_s=15)
-    assert (row["attempt"], row["last_error_reason"]) == (1, "worker_lost")
-    assert "revoked with terminate" in row["last_error_message"]
+    row = wait_for_status(db_session, task_id, "cancelled", timeout_s=15)
+    assert row["attempt"] == 1 and row["error_history"] == []
     assert_ledger_balanced(db_session, enqueued=1)

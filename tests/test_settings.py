@@ -72,7 +72,8 @@ def test_a_run_lease_is_renewed_three_times_a_lease_unless_told_and_never_less_o
     with pytest.raises(ConfigurationError) as caught:
         load_settings()
     assert str(caught.value).startswith(
-        "GATEWAY_CELERY_RUN_LEASE_RENEW_S (30.0) must be below GATEWAY_CELERY_RUN_LEASE_S (30)"
+        "GATEWAY_CELERY_RUN_LEASE_RENEW_S (30.0) must be at most half of "
+        "GATEWAY_CELERY_RUN_LEASE_S (30)"
     )
 
 

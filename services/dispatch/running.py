@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
+from services.dispatch.cancellation import cancel_task
 from services.dispatch.failures import FailureOutcome, FailureReason, record_failed_attempt
 from services.dispatch.politeness import note_pushback
 
@@ -176,7 +177,27 @@ def fail_terminated_run(
     ``None`` if the task is not running on that node (already closed, or never claimed).
     The node's main process knows the task id, not the lease token: the node is the fence.
     """
-    task = session.scalars(
+    task = _running_on(session, task_id, worker_name)
+    if task is None:
+        return None
+    return record_failed_attempt(
+        session, task, reason=reason, message=message, retry_suggested=is_retryable, now=now
+    )
+
+
+def cancel_revoked_run(
+    session: Session, task_id: uuid.UUID, *, worker_name: str, now: datetime
+) -> ScrapeTask | None:
+    """An operator revoked the run with ``terminate=True``: the task is ``cancelled``, as the
+    operator meant (every node now drops that task id, so a retry could never run)."""
+    task = _running_on(session, task_id, worker_name)
+    if task is None:
+        return None
+    return cancel_task(session, task.id, now=now)
+
+
+def _running_on(session: Session, task_id: uuid.UUID, worker_name: str) -> ScrapeTask | None:
+    return session.scalars(
         select(ScrapeTask)
         .where(
             ScrapeTask.id == task_id,
@@ -185,8 +206,3 @@ def fail_terminated_run(
         )
         .with_for_update()
     ).one_or_none()
-    if task is None:
-        return None
-    return record_failed_attempt(
-        session, task, reason=reason, message=message, retry_suggested=is_retryable, now=now
-    )
