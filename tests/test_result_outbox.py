@@ -110,6 +110,22 @@ def test_a_message_the_broker_lost_is_sent_again_after_the_grace_and_written(
 
 @pytest.mark.broker
 @pytest.mark.usefixtures("empty_ingest_queue")
+def test_nothing_is_sent_again_while_messages_wait_in_the_ingest_queue(
+    api_client: TestClient, worker_headers: dict[str, str], db_session: Session
+) -> None:
+    from tasks.maintenance import republish_result_outbox
+
+    assert post_async(api_client, worker_headers, [item("SLOW-1")]).status_code == 202
+    assert ingest_queue_length() == 1  # no ingest worker: a backlog, not a loss
+
+    assert republish_result_outbox(grace_s=0) == 0
+    assert ingest_queue_length() == 1
+    [row] = outbox(db_session)
+    assert row.republish_count == 0
+
+
+@pytest.mark.broker
+@pytest.mark.usefixtures("empty_ingest_queue")
 def test_with_the_database_unreachable_results_are_still_accepted_and_written_when_it_is_back(
     api_client: TestClient,
     worker_headers: dict[str, str],

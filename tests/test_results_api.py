@@ -253,7 +253,10 @@ def test_a_deeply_nested_body_is_refused_with_422(
 
 
 def test_results_are_refused_with_503_while_the_broker_is_down_and_taken_once_it_is_back(
-    api_client: TestClient, worker_headers: dict[str, str], stoppable_broker: TcpProxy
+    api_client: TestClient,
+    worker_headers: dict[str, str],
+    stoppable_broker: TcpProxy,
+    db_session: Session,
 ) -> None:
     stoppable_broker.stop()
     refused = api_client.post("/internal/results", json=[result_item(1)], headers=worker_headers)
@@ -265,3 +268,6 @@ def test_results_are_refused_with_503_while_the_broker_is_down_and_taken_once_it
     assert "resend" in refused.json()["error"]["message"]
     assert taken.status_code == 202 and taken.json()["accepted"] == 1, taken.text
     assert ingest_queue_length() == 1  # only the item taken after the outage
+    # The refused request left nothing in the outbox for the re-publish job to send.
+    outbox = db_session.execute(text("SELECT payload FROM result_outbox")).scalars().all()
+    assert [json.loads(payload)[0]["parcel_id"] for payload in outbox] == ["01-0813-00000002"]

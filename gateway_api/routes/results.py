@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Annotated, Any, NamedTuple
 
@@ -12,7 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
+from db.session import session_scope
 from gateway_api import worker_examples
 from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
@@ -23,7 +26,7 @@ from services.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from services.ingest import ResultItem, validate_result_items
 from services.ingest.items import ItemError
 from services.ingest.metrics import IngestMetricsCollector, record_ingest_counts_safely
-from services.ingest.outbox import keep_until_written
+from services.ingest.outbox import forget_outbox_messages, record_outbox
 from services.ingest.result_answers import (
     RESPOND_ASYNC,
     RefusedItem,
@@ -33,6 +36,7 @@ from services.ingest.result_answers import (
 )
 from services.ingest.result_messages import (
     ChunkOutcomes,
+    ResultChunk,
     publish_chunks,
     read_ingest_outcomes,
     split_result_chunks,
@@ -48,6 +52,7 @@ class PositionedItem(NamedTuple):
     item: ResultItem
 
 
+logger = logging.getLogger(__name__)
 _POLL_INTERVAL_S = 0.05
 
 
@@ -262,12 +267,16 @@ def _publish(
     while the database is down: ``keep_until_written``)."""
     payloads = [positioned.item.to_payload() for positioned in items]
     result_chunks = split_result_chunks(payloads, chunk_size=chunk_size)
-    keep_until_written(result_chunks, request_id=get_request_id())
+    _keep_until_written(result_chunks)
+    task_ids: list[str] = []
     try:
-        task_ids = publish_chunks(result_chunks)
+        for chunk in result_chunks:
+            task_ids += publish_chunks([chunk])
     except BrokerUnavailable as exc:
-        # The rows stay: the re-publish job sends them once the broker is back, and the
-        # worker's resend is written a second time, harmlessly (ingest is idempotent).
+        # Not accepted: the worker resends. The chunks sent already are written twice,
+        # harmlessly (ingest is idempotent); the others leave the outbox, or every resend
+        # during the outage would add copies for the re-publish job to send.
+        _forget_unsent(result_chunks[len(task_ids) :])
         raise ServiceUnavailable(
             "ingest queue unavailable; resend the whole request (ingest is idempotent)"
         ) from exc
@@ -275,6 +284,32 @@ def _publish(
         task_id: items[n * chunk_size : (n + 1) * chunk_size] for n, task_id in enumerate(task_ids)
     }
     return task_ids, chunks
+
+
+def _keep_until_written(chunks: list[ResultChunk]) -> None:
+    """Commit the chunks' outbox rows before they are published.
+
+    With the database unreachable the broker alone holds them, as before the outbox: an
+    accepted result survives a database outage (the design's promise), so results are still
+    accepted during one. The outbox covers a broker that loses a message, the broker covers a
+    database that is down; only both at once can lose a result."""
+    try:
+        with session_scope() as session:
+            record_outbox(session, chunks, request_id=get_request_id())
+    except SQLAlchemyError as exc:
+        logger.warning(
+            "result outbox unavailable (%s); %d message(s) kept by the broker alone",
+            type(exc).__name__,
+            len(chunks),
+        )
+
+
+def _forget_unsent(chunks: list[ResultChunk]) -> None:
+    try:
+        with session_scope() as session:
+            forget_outbox_messages(session, [chunk.message_id for chunk in chunks])
+    except SQLAlchemyError as exc:  # kept: the job sends them later, a harmless duplicate
+        logger.warning("unsent result messages left in the outbox: %s", type(exc).__name__)
 
 
 async def _wait_for_outcomes(task_ids: list[str], timeout_s: float) -> ChunkOutcomes:

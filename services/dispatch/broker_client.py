@@ -189,6 +189,17 @@ def read_queue_depths(keys: Iterable[QueueKey]) -> dict[QueueKey, int]:
     return depths
 
 
+def read_queue_depth(name: str) -> int:
+    """Messages waiting in queue ``name`` (taken ones not counted)."""
+    with pooled_connection() as connection:
+        channel = connection.channel()
+        try:
+            _, count, _ = queue_for(name).bind(channel).queue_declare()
+            return int(count)
+        finally:
+            channel.close()
+
+
 def restore_expired_unacked(limit: int = 1000) -> None:
     """Redis only: put messages unacked past the visibility timeout back in their queues.
 

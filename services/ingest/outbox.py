@@ -16,21 +16,16 @@ so a backlog longer than the grace is not flooded with copies of itself.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, text
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from db.models import ResultOutbox
-from db.session import session_scope
 from services.ingest.rejects import payload_text
 from services.ingest.result_messages import ResultChunk, publish_chunks, split_result_chunks
-
-logger = logging.getLogger(__name__)
 
 # A row re-published n times waits grace * 2^n before the next try; capped here (64 graces,
 # 5 h 20 min at the default) so a message lost again is still tried a few times a day.
@@ -60,28 +55,6 @@ def record_outbox(
         for c in chunks
     ]
     session.execute(insert(ResultOutbox), rows)
-
-
-def keep_until_written(chunks: Sequence[ResultChunk], *, request_id: str | None) -> bool:
-    """Commit the chunks' outbox rows before they are published; False when the database is
-    unreachable.
-
-    Then the broker alone holds them, as before the outbox: an accepted result survives a
-    database outage (the design's promise), so results are still accepted during one. The
-    outbox covers a broker that loses a message, the broker covers a database that is down;
-    only both at once can lose a result.
-    """
-    try:
-        with session_scope() as session:
-            record_outbox(session, chunks, request_id=request_id)
-    except (OperationalError, InterfaceError) as exc:
-        logger.warning(
-            "result outbox unreachable (%s); %d message(s) are kept by the broker alone",
-            type(exc).__name__,
-            len(chunks),
-        )
-        return False
-    return True
 
 
 def record_and_publish(
