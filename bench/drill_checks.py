@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 
 TERMINAL = ("succeeded", "dead", "cancelled")
 POISON_PREFIX = "POISON-"
@@ -36,16 +36,30 @@ CASE WHEN t.parcel_id LIKE 'FAIL-%' THEN 'failing'
      ELSE 'parcel' END
 """
 
+# Reasons a fault gives an attempt (the gateway's own): a task may die of these alone when
+# the drill kills its runs often enough, never of another reason that is not its own.
+FAULT_REASONS = ("lease_expired", "worker_lost", "worker_stale", "timeout")
+_OWN_REASON = {"failing": "platform_down", "broken": "format_changed"}
+
 _OUTCOMES = text(f"""
-SELECT {_KIND_SQL} AS kind, t.status, coalesce(t.last_error_reason, '') AS reason,
-       EXISTS (SELECT 1 FROM parcel_snapshots s WHERE s.task_id = t.id) AS has_snapshot,
-       EXISTS (SELECT 1 FROM ingest_rejects r WHERE r.task_id = t.id) AS has_reject,
-       EXISTS (SELECT 1 FROM parcels p WHERE p.state = t.state AND p.county = t.county
-               AND p.parcel_key = t.parcel_key) AS has_parcel,
+SELECT kind, status, reason, has_snapshot, has_reject, has_parcel, faults_only, own_reason,
        count(*) AS tasks
-FROM scrape_tasks t
-GROUP BY 1, 2, 3, 4, 5, 6
-""")
+FROM (
+  SELECT {_KIND_SQL} AS kind, t.status, coalesce(t.last_error_reason, '') AS reason,
+         EXISTS (SELECT 1 FROM parcel_snapshots s WHERE s.task_id = t.id) AS has_snapshot,
+         EXISTS (SELECT 1 FROM ingest_rejects r WHERE r.task_id = t.id) AS has_reject,
+         EXISTS (SELECT 1 FROM parcels p WHERE p.state = t.state AND p.county = t.county
+                 AND p.parcel_key = t.parcel_key) AS has_parcel,
+         coalesce((SELECT bool_and(e ->> 'reason' IN :fault_reasons)
+                   FROM jsonb_array_elements(t.error_history) AS e), true) AS faults_only,
+         EXISTS (SELECT 1 FROM jsonb_array_elements(t.error_history) AS e
+                 WHERE e ->> 'reason' IN ('platform_down', 'format_changed')
+                   AND e ->> 'reason' = CASE WHEN t.parcel_id LIKE 'FAIL-%' THEN 'platform_down'
+                                             ELSE 'format_changed' END) AS own_reason
+  FROM scrape_tasks t
+) AS outcome
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+""").bindparams(bindparam("fault_reasons", FAULT_REASONS, expanding=True))
 
 _FAILED_ATTEMPTS = text("""
 SELECT e ->> 'reason' AS reason, count(*) FROM scrape_tasks t,
@@ -53,18 +67,14 @@ SELECT e ->> 'reason' AS reason, count(*) FROM scrape_tasks t,
 GROUP BY 1 ORDER BY 2 DESC
 """)
 
-# One scrape written twice would give two snapshots with the same task and scrape time
-# (the unique constraint on (parcel, platform, scraped_at) forbids it; this proves it held).
-_WRITTEN_TWICE = text("""
-SELECT count(*) FROM (SELECT 1 FROM parcel_snapshots WHERE task_id IS NOT NULL
-                      GROUP BY task_id, scraped_at HAVING count(*) > 1) AS twice
-""")
 # A task scraped twice: a lost run's result arrived after its retry had started. Two scrapes,
 # both kept as history; not a loss, shown for what it is.
 _SCRAPED_TWICE = text("""
 SELECT count(*) FROM (SELECT 1 FROM parcel_snapshots WHERE task_id IS NOT NULL
                       GROUP BY task_id HAVING count(*) > 1) AS twice
 """)
+# At most this share of the tasks may be parcels dead of faults alone (attempts used up).
+MAX_PARCELS_DEAD_SHARE = 0.01
 
 
 @dataclass
@@ -74,32 +84,47 @@ class DrillFindings:
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     failed_attempts_by_reason: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # each one a loss or a wrong outcome
-    results_written_twice: int = 0
     tasks_scraped_twice: int = 0
     poison_rejected: int = 0
     parcels_dead_under_faults: int = 0
+    outbox_left: int = 0  # accepted result messages never written
 
     @property
     def is_clean(self) -> bool:
         return not self.problems
 
 
-# Tasks not finished, and succeeded tasks whose result is not written yet: an HTTP worker
-# completes its task once the gateway has accepted (queued) the result, before the ingest.
+@dataclass(frozen=True)
+class _Outcome:
+    kind: str
+    status: str
+    reason: str
+    has_snapshot: bool
+    has_reject: bool
+    has_parcel: bool
+    faults_only: bool  # every failed attempt was a fault's
+    own_reason: bool  # a failing task failed of its own reason at least once
+
+
+# Tasks not finished; succeeded tasks whose result is not written yet (an HTTP worker
+# completes its task once the gateway has accepted, queued, the result); accepted result
+# messages not written yet (the outbox).
 _NOT_DONE = text("""
 SELECT count(*) FILTER (WHERE t.status NOT IN ('succeeded', 'dead', 'cancelled')),
        count(*) FILTER (WHERE t.status = 'succeeded'
            AND NOT EXISTS (SELECT 1 FROM parcel_snapshots s WHERE s.task_id = t.id)
-           AND NOT EXISTS (SELECT 1 FROM ingest_rejects r WHERE r.task_id = t.id))
+           AND NOT EXISTS (SELECT 1 FROM ingest_rejects r WHERE r.task_id = t.id)),
+       (SELECT count(*) FROM result_outbox)
 FROM scrape_tasks t
 """)
 
 
-def not_done(engine: Engine) -> tuple[int, int]:
-    """(tasks not finished, succeeded tasks whose result is not written yet)."""
+def not_done(engine: Engine) -> tuple[int, int, int]:
+    """(tasks not finished, succeeded tasks whose result is not written yet, accepted result
+    messages not written yet)."""
     with engine.connect() as connection:
-        unfinished, unwritten = connection.execute(_NOT_DONE).one()
-    return int(unfinished), int(unwritten)
+        unfinished, unwritten, outbox = connection.execute(_NOT_DONE).one()
+    return int(unfinished), int(unwritten), int(outbox)
 
 
 def check_outcomes(engine: Engine, *, enqueued: int) -> DrillFindings:
@@ -109,19 +134,26 @@ def check_outcomes(engine: Engine, *, enqueued: int) -> DrillFindings:
         findings.failed_attempts_by_reason = {
             str(reason): int(count) for reason, count in connection.execute(_FAILED_ATTEMPTS)
         }
-        findings.results_written_twice = int(connection.scalar(_WRITTEN_TWICE) or 0)
         findings.tasks_scraped_twice = int(connection.scalar(_SCRAPED_TWICE) or 0)
-    for kind, status, reason, has_snapshot, has_reject, has_parcel, tasks in rows:
-        findings.by_status[status] = findings.by_status.get(status, 0) + tasks
-        if status == "dead":
-            key = reason or "?"
+        findings.outbox_left = not_done(engine)[2]
+    for *columns, tasks in rows:
+        outcome = _Outcome(*columns)
+        findings.by_status[outcome.status] = findings.by_status.get(outcome.status, 0) + tasks
+        if outcome.status == "dead":
+            key = outcome.reason or "?"
             findings.dead_by_reason[key] = findings.dead_by_reason.get(key, 0) + tasks
-        for problem in _problems(kind, status, reason, has_snapshot, has_reject, has_parcel):
-            findings.problems.append(f"{tasks} {kind} task(s) {status}: {problem}")
-        if kind == "poison" and status == "succeeded" and has_reject:
+        for problem in _problems(outcome):
+            findings.problems.append(f"{tasks} {outcome.kind} task(s) {outcome.status}: {problem}")
+        if outcome.kind == "poison" and outcome.status == "succeeded" and outcome.has_reject:
             findings.poison_rejected += tasks
-        if kind == "parcel" and status == "dead":
+        if outcome.kind == "parcel" and outcome.status == "dead":
             findings.parcels_dead_under_faults += tasks
+    _check_totals(findings)
+    return findings
+
+
+def _check_totals(findings: DrillFindings) -> None:
+    enqueued = findings.enqueued
     total = sum(findings.by_status.values())
     finished = sum(findings.by_status.get(status, 0) for status in TERMINAL)
     if total != enqueued:
@@ -130,32 +162,45 @@ def check_outcomes(engine: Engine, *, enqueued: int) -> DrillFindings:
         findings.problems.append(
             f"balance broken: enqueued {enqueued} != succeeded + dead + cancelled {finished}"
         )
-    if findings.results_written_twice:
-        findings.problems.append(f"{findings.results_written_twice} scrape(s) written twice")
-    return findings
+    if findings.outbox_left:
+        findings.problems.append(f"{findings.outbox_left} accepted result message(s) unwritten")
+    if findings.parcels_dead_under_faults > max(5, MAX_PARCELS_DEAD_SHARE * total):
+        findings.problems.append(
+            f"{findings.parcels_dead_under_faults} parcel tasks used up their attempts under "
+            f"faults (more than {MAX_PARCELS_DEAD_SHARE:.0%} of the tasks): recovery is failing"
+        )
 
 
-def _problems(
-    kind: str, status: str, reason: str, has_snapshot: bool, has_reject: bool, has_parcel: bool
-) -> list[str]:
-    if status not in TERMINAL:
+_EXPECTED_STATUS = {
+    "parcel": ("succeeded", "dead"),
+    "failing": ("dead",),
+    "broken": ("dead",),
+    "poison": ("succeeded",),
+}
+
+
+def _problems(outcome: _Outcome) -> list[str]:
+    if outcome.status not in TERMINAL:
         return ["never finished"]
-    if status == "dead" and not reason:
+    if outcome.status == "dead" and not outcome.reason:
         return ["dead without a reason"]
-    expected = {
-        "parcel": ("succeeded", "dead"),
-        "failing": ("dead",),
-        "broken": ("dead",),
-        "poison": ("succeeded",),
-    }[kind]
-    if status not in expected:
+    expected = _EXPECTED_STATUS[outcome.kind]
+    if outcome.status not in expected:
         return [f"expected {' or '.join(expected)}"]
-    if status != "succeeded":
-        return []
-    if kind == "parcel" and not (has_snapshot and has_parcel):
+    if outcome.status == "dead":
+        return _dead_problems(outcome)
+    if outcome.kind == "parcel" and not (outcome.has_snapshot and outcome.has_parcel):
         return ["succeeded, but its result was never written"]
-    if kind == "poison" and not has_reject:
+    if outcome.kind == "poison" and not outcome.has_reject:
         return ["succeeded, but its result is in neither parcels nor ingest_rejects"]
-    if kind == "poison" and has_parcel:
+    if outcome.kind == "poison" and outcome.has_parcel:
         return ["the database refuses this parcel, yet a parcel row exists"]
+    return []
+
+
+def _dead_problems(outcome: _Outcome) -> list[str]:
+    if outcome.kind == "parcel" and not outcome.faults_only:
+        return [f"dead of {outcome.reason!r}, which no fault explains"]
+    if outcome.kind in _OWN_REASON and not (outcome.own_reason or outcome.faults_only):
+        return [f"dead, never of its own reason ({_OWN_REASON[outcome.kind]})"]
     return []

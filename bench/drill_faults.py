@@ -31,6 +31,9 @@ class FaultSchedule:
     # The Redis kill, the PostgreSQL crash and the RabbitMQ kill, at these shares finished.
     one_off_progress: tuple[float, float, float] = (0.15, 0.35, 0.55)
     kills_until_progress: float = 0.8
+    # A drill whose fleet stops making progress ends its faults here; the checks then show
+    # what never finished.
+    deadline_s: float = 300.0
 
 
 @dataclass
@@ -87,7 +90,11 @@ def inflict_faults(
     rng.shuffle(kill_order)  # every kind once first, then at random
     next_kill = time.monotonic() + schedule.kill_every_s
     progress, last_report = 0.0, 0.0
+    deadline = time.monotonic() + schedule.deadline_s
     while one_offs or progress < schedule.kills_until_progress:
+        if time.monotonic() > deadline:
+            print(f"  faults stopped after {schedule.deadline_s:.0f}s at {progress:.0%} done")
+            return
         progress = _progress(engine, schedule.tasks, progress)
         if one_offs and progress >= one_offs[0][0]:
             one_offs.pop(0)[1]()

@@ -214,15 +214,16 @@ def _wait_for_drain(
     last_report = 0.0
     while time.monotonic() < deadline:
         try:
-            unfinished, unwritten = not_done(engine)
+            unfinished, unwritten, outbox = not_done(engine)
         except OperationalError:
-            unfinished = unwritten = -1
-        if unfinished == unwritten == 0:
+            unfinished = unwritten = outbox = -1
+        if unfinished == unwritten == outbox == 0:
             return time.monotonic() - faults.last_fault_end
         faults.note_revivals(fleet)
         if time.monotonic() - last_report >= 10:
-            print(f"  draining: {unfinished} task(s) not finished, {unwritten} result(s) not "
-                  "written yet", flush=True)  # fmt: skip
+            print(f"  draining: {unfinished} task(s) not finished, {unwritten} result(s) of "
+                  f"finished tasks and {outbox} accepted message(s) not written yet",
+                  flush=True)  # fmt: skip
             last_report = time.monotonic()
         time.sleep(0.25)
     return None
@@ -247,7 +248,6 @@ def print_report(report: DrillReport) -> None:
         ("failed attempts by reason", _pairs(findings["failed_attempts_by_reason"])),
         ("parcel tasks dead under faults", str(findings["parcels_dead_under_faults"])),
         ("poison results kept in ingest_rejects", str(findings["poison_rejected"])),
-        ("scrapes written twice", str(findings["results_written_twice"])),
         ("tasks scraped twice (late result of a lost run)", str(findings["tasks_scraped_twice"])),
         ("duplicate deliveries dropped", _pairs(report.duplicates_dropped) or "0"),
         ("processes that exited on their own", str(len(report.exited_on_their_own))),

@@ -107,8 +107,9 @@ def outcome_metric_families(
     )
     yield _counter(
         "gateway_duplicate_deliveries_dropped",
-        "Scrape messages dropped because their task was no longer queued (redeliveries after "
-        "a fault, re-publish races), by path (celery, http); global",
+        "Scrape messages dropped because their task was no longer queued or not in the "
+        "ledger (redeliveries after a fault, re-publish races, foreign messages), by path "
+        "(celery, http); global",
         ["path"],
         {(path.value,): 0.0 for path in DeliveryPath} | counters.get(DUPLICATES_DROPPED_KEY, {}),
     )

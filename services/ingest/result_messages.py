@@ -54,7 +54,9 @@ def publish_chunks(chunks: Sequence[ResultChunk], *, request_id: str | None = No
 
 
 def publish_result_chunks(payloads: Sequence[object], *, chunk_size: int) -> list[str]:
-    """Send the items as ingest messages of at most ``chunk_size`` items; returns their ids."""
+    """Send the items as ingest messages of at most ``chunk_size`` items; returns their ids.
+    Without the outbox (``services.ingest.outbox``): for senders whose items are kept
+    elsewhere until written (the ingest benchmark)."""
     return publish_chunks(split_result_chunks(payloads, chunk_size=chunk_size))
 
 
