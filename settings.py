@@ -131,6 +131,9 @@ class GatewaySettings(BaseSettings):
     # pool child or to a Celery termination is reaped within about one lease.
     celery_run_lease_s: int = Field(default=60, ge=1)
     celery_run_lease_renew_s: float | None = Field(default=None, gt=0)
+    # How long a returned run waits for the ingest of its result before it counts as lost
+    # (unset: the task time limit plus a minute, as long as a whole run may take).
+    celery_run_handoff_lease_s: int | None = Field(default=None, ge=1)
     # Waiting long polls do not poll the broker: a wake-up announced on the cache Redis when
     # work is published wakes them. This safety poll (the oldest waiter of each platform per
     # API process looks) finds work whose announcement was lost.
@@ -350,7 +353,7 @@ class GatewaySettings(BaseSettings):
     def run_handoff_lease_s(self) -> float:
         """A run whose result waits in the ingest queue is held as long as a whole run may
         take, so an ingest backlog is not mistaken for lost runs and scraped again."""
-        return float(self.task_time_limit_s + 60)
+        return float(self.celery_run_handoff_lease_s or self.task_time_limit_s + 60)
 
     @model_validator(mode="after")
     def _check_run_lease_renewed_in_time(self) -> GatewaySettings:

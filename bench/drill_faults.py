@@ -1,7 +1,8 @@
 """What the drill breaks, and when: SIGKILLs every few seconds (whole Celery nodes, pool
-children, HTTP workers, the service node), and once each a Redis kill, a PostgreSQL crash and,
-in the RabbitMQ variant, a RabbitMQ kill. The one-off faults are placed by progress (a share of
-the tasks finished), so each lands mid-drain whatever the machine's pace."""
+children, HTTP workers, the service node, the API, beat), and once each a Redis kill, a
+PostgreSQL crash and, in the RabbitMQ variant, a RabbitMQ kill. The one-off faults are placed
+by progress (a share of the tasks finished), so each lands mid-drain whatever the machine's
+pace."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from bench.drill_checks import not_done
 from bench.drill_fleet import Fleet
 from bench.drill_servers import DrillPostgres, DrillRabbitMQ, DrillRedis, DrillServers
 
-KILL_KINDS = ("scrape_node", "pool_children", "http_worker", "service_node")
+# The API too: one killed between its outbox commit and its publish leaves what only the
+# outbox brings back. Beat: its jobs (re-publish, reaper) must resume with a new one.
+KILL_KINDS = ("scrape_node", "pool_children", "http_worker", "service_node", "api", "beat")
 POSTGRES_OUTAGE_S = 10.0
 REDIS_DOWN_S = 3.0
 RABBITMQ_DOWN_S = 3.0

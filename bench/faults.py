@@ -146,9 +146,11 @@ def _fleet_env(env: dict[str, str], plan: DrillPlan) -> tuple[dict[str, str], st
         "GATEWAY_LOG_JSON": "false",
         "GATEWAY_DEMO_SCRAPE_DELAY_S": str(plan.scrape_delay_s),
         # Recovery in seconds, not minutes: the periodic jobs (re-publish, reaper) every 2 s,
-        # leases and run leases of 15 s, heartbeats stale after 15 s, retries after 1 s.
+        # leases and run leases of 15 s, a returned run's result awaited 25 s, heartbeats
+        # stale after 15 s, retries after 1 s.
         "GATEWAY_DISPATCH_JOB_INTERVAL_S": "2",
         "GATEWAY_CELERY_RUN_LEASE_S": "15",
+        "GATEWAY_CELERY_RUN_HANDOFF_LEASE_S": "25",
         "GATEWAY_LEASE_TIMEOUT_S": "15",
         "GATEWAY_HEARTBEAT_STALE_S": "15",
         "GATEWAY_RETRY_BACKOFF_BASE_S": "1",

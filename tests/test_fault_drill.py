@@ -1,10 +1,11 @@
 """The short fault drill (``python -m bench faults --short``), on the run's broker kind.
 
 Over a thousand tasks drain through Celery nodes and HTTP workers while every kind of fault
-happens at least once: whole nodes, pool children, HTTP workers and the service node killed
-with SIGKILL, Redis killed and started again from its append-only file, PostgreSQL crashed for
-10 s and, on the RabbitMQ run, RabbitMQ killed and started again. The drill runs on servers of
-its own (it breaks them) and exits non-zero on any loss; its JSON report says what happened.
+happens at least once: whole nodes, pool children, HTTP workers, the service node, the API and
+beat killed with SIGKILL, Redis killed and started again from its append-only file,
+PostgreSQL crashed for 10 s and, on the RabbitMQ run, RabbitMQ killed and started again. The
+drill runs on servers of its own (it breaks them) and exits non-zero on any loss; its JSON
+report says what happened.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def test_the_short_fault_drill_loses_nothing(tmp_path: Path) -> None:
     assert returncode == 0, output
     report = json.loads(report_path.read_text())
     assert report["is_clean"] and report["problems"] == [], output
-    expected_faults = {"scrape_node", "pool_children", "http_worker", "service_node",
-                       "redis_restart", "postgres_outage"}  # fmt: skip
+    expected_faults = {"scrape_node", "pool_children", "http_worker", "service_node", "api",
+                       "beat", "redis_restart", "postgres_outage"}  # fmt: skip
     if broker == "rabbitmq":
         expected_faults.add("rabbitmq_restart")
     assert expected_faults <= {kind for kind, count in report["faults"].items() if count}, output
