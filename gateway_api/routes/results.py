@@ -264,7 +264,7 @@ def _publish(
 ) -> tuple[list[str], dict[str, list[PositionedItem]]]:
     """Record the chunks in the result outbox and commit, then publish them: once the answer
     says accepted, PostgreSQL holds them until the ingest has written them (the broker alone
-    while the database is down: ``keep_until_written``)."""
+    while the database is down: ``_keep_until_written``)."""
     payloads = [positioned.item.to_payload() for positioned in items]
     result_chunks = split_result_chunks(payloads, chunk_size=chunk_size)
     _keep_until_written(result_chunks)
