@@ -12,8 +12,10 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from public_tier_settings import PublicTierPolicy, default_public_tiers
 
 CommaList = Annotated[list[str], NoDecode]
 # Tokens everyone knows (the local stack prints them): refused unless GATEWAY_LOCAL_STACK is set.
@@ -25,46 +27,6 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 VISIBILITY_MARGIN_S = 60
 # scheme://host[:port], no path: what a browser sends as Origin.
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")
-
-
-# --- public API /v1: tiers (features are the daily quota counters) ----------------------------
-PUBLIC_FEATURES = ("search", "detail", "top_lists", "history")
-
-
-class PublicTierPolicy(BaseModel):
-    """A tier's token bucket (refill per minute, capacity ``burst``) and daily quotas per
-    feature: ``None`` is unlimited, ``0`` means the tier does not include the feature."""
-
-    per_minute: int = Field(ge=1)
-    burst: int = Field(ge=1)
-    daily: dict[str, int | None]
-
-    @field_validator("daily")
-    @classmethod
-    def _check_features(cls, value: dict[str, int | None]) -> dict[str, int | None]:
-        unknown = sorted(set(value) - set(PUBLIC_FEATURES))
-        if unknown:
-            raise ValueError(f"unknown features {unknown}; known: {list(PUBLIC_FEATURES)}")
-        if any(limit is not None and limit < 0 for limit in value.values()):
-            raise ValueError("daily quotas must be >= 0 (or null for unlimited)")
-        return {feature: value.get(feature, 0) for feature in PUBLIC_FEATURES}
-
-
-def default_public_tiers() -> dict[str, PublicTierPolicy]:
-    """Lowest to highest; the order decides which tier a 403 suggests."""
-
-    def tier(per_minute: int, burst: int, *daily: int | None) -> PublicTierPolicy:
-        return PublicTierPolicy(
-            per_minute=per_minute, burst=burst, daily=dict(zip(PUBLIC_FEATURES, daily, strict=True))
-        )
-
-    return {
-        "anonymous": tier(10, 5, 100, 200, 20, 0),
-        "free": tier(30, 10, 1_000, 2_000, 100, 100),
-        "starter": tier(60, 20, 10_000, 20_000, 1_000, 1_000),
-        "premium": tier(120, 50, 100_000, 200_000, 10_000, 10_000),
-        "enterprise": tier(600, 100, None, None, None, None),
-    }
 
 
 class ConfigurationError(Exception):
@@ -335,16 +297,6 @@ class GatewaySettings(BaseSettings):
     def is_redis_broker(self) -> bool:
         return self.celery_broker_url.startswith(("redis", "rediss", "unix"))
 
-    @model_validator(mode="after")
-    def _check_visibility_outlasts_tasks(self) -> GatewaySettings:
-        if self.visibility_timeout_s <= self.task_time_limit_s + VISIBILITY_MARGIN_S:
-            raise ValueError(
-                f"GATEWAY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed "
-                f"GATEWAY_TASK_TIME_LIMIT_S ({self.task_time_limit_s}) by more than "
-                f"{VISIBILITY_MARGIN_S}s, or Redis delivers running tasks a second time"
-            )
-        return self
-
     @property
     def run_lease_renew_interval_s(self) -> float:
         return self.celery_run_lease_renew_s or self.celery_run_lease_s / 3
@@ -356,7 +308,13 @@ class GatewaySettings(BaseSettings):
         return float(self.celery_run_handoff_lease_s or self.task_time_limit_s + 60)
 
     @model_validator(mode="after")
-    def _check_run_lease_renewed_in_time(self) -> GatewaySettings:
+    def _check_task_timings(self) -> GatewaySettings:
+        if self.visibility_timeout_s <= self.task_time_limit_s + VISIBILITY_MARGIN_S:
+            raise ValueError(
+                f"GATEWAY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed "
+                f"GATEWAY_TASK_TIME_LIMIT_S ({self.task_time_limit_s}) by more than "
+                f"{VISIBILITY_MARGIN_S}s, or Redis delivers running tasks a second time"
+            )
         # At most half a lease: one slow or failed tick (a connect may take 5 s) must not let
         # a live run's lease run out.
         if self.run_lease_renew_interval_s > self.celery_run_lease_s / 2:
@@ -368,16 +326,12 @@ class GatewaySettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_results_sync_wait(self) -> GatewaySettings:
+    def _check_result_timings(self) -> GatewaySettings:
         if self.results_sync_wait_s > self.results_max_wait_s:
             raise ValueError(
                 f"GATEWAY_RESULTS_SYNC_WAIT_S ({self.results_sync_wait_s}) must not exceed "
                 f"GATEWAY_RESULTS_MAX_WAIT_S ({self.results_max_wait_s})"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _check_result_outbox_grace(self) -> GatewaySettings:
         if self.result_outbox_grace_s <= self.ingest_outage_wait_s:
             raise ValueError(
                 f"GATEWAY_RESULT_OUTBOX_GRACE_S ({self.result_outbox_grace_s}) must exceed "

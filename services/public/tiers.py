@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from public_tier_settings import PublicTierPolicy
 from services.errors import InvalidInput
-from settings import PublicTierPolicy, get_settings
+from settings import get_settings
 
 ANONYMOUS_TIER = "anonymous"
 
