@@ -94,7 +94,8 @@ def inflict_faults(
     next_kill = time.monotonic() + schedule.kill_every_s
     progress, last_report = 0.0, 0.0
     deadline = time.monotonic() + schedule.deadline_s
-    while one_offs or progress < schedule.kills_until_progress:
+    # Until every kind was killed once, whatever the pace: a fast drain must not skip one.
+    while one_offs or kill_order or progress < schedule.kills_until_progress:
         if time.monotonic() > deadline:
             print(f"  faults stopped after {schedule.deadline_s:.0f}s at {progress:.0%} done")
             return

@@ -62,7 +62,7 @@ class DrillPlan:
 FULL = DrillPlan(parcels=5000, each_special=50, scrape_nodes=3, http_workers=3,
                  scrape_delay_s=0.25, kill_every_s=3.0)  # fmt: skip
 SHORT = DrillPlan(parcels=1000, each_special=15, scrape_nodes=2, http_workers=2,
-                  scrape_delay_s=0.3, kill_every_s=3.0)  # fmt: skip
+                  scrape_delay_s=0.25, kill_every_s=3.0)  # fmt: skip
 
 
 @dataclass
