@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from bench.drill_checks import not_done
 from bench.drill_fleet import Fleet
-from bench.drill_servers import DrillPostgres, DrillRabbitMQ, DrillRedis, DrillServers
+from bench.drill_servers import DrillServers
 
 # The API too: one killed between its outbox commit and its publish leaves what only the
 # outbox brings back. Beat: its jobs (re-publish, reaper) must resume with a new one.
@@ -82,13 +82,24 @@ def inflict_faults(
     rng: random.Random,
 ) -> None:
     """Break things until the one-off faults are done and most tasks finished."""
+    redis, postgres = servers.redis, servers.postgres
     one_offs: list[tuple[float, Callable[[], None]]] = [
-        (schedule.one_off_progress[0], lambda: _restart_redis(servers.redis, faults)),
-        (schedule.one_off_progress[1], lambda: _postgres_outage(servers.postgres, faults)),
-    ]
+        (schedule.one_off_progress[0], lambda: _outage(
+            faults, "redis_restart", stop=redis.kill, start=redis.restart, down_s=REDIS_DOWN_S,
+            stopped="Redis killed (SIGKILL)",
+            started="Redis started again from its append-only file")),
+        (schedule.one_off_progress[1], lambda: _outage(
+            faults, "postgres_outage", stop=postgres.crash, start=postgres.restart,
+            down_s=POSTGRES_OUTAGE_S,
+            stopped=f"PostgreSQL stopped (immediate) for {POSTGRES_OUTAGE_S:.0f}s",
+            started="PostgreSQL started again")),
+    ]  # fmt: skip
     if servers.rabbitmq is not None:
         rabbitmq = servers.rabbitmq
-        one_offs.append((schedule.one_off_progress[2], lambda: _restart_rabbitmq(rabbitmq, faults)))
+        one_offs.append((schedule.one_off_progress[2], lambda: _outage(
+            faults, "rabbitmq_restart", stop=rabbitmq.kill, start=rabbitmq.restart,
+            down_s=RABBITMQ_DOWN_S, stopped="RabbitMQ killed (SIGKILL)",
+            started="RabbitMQ started again on its data")))  # fmt: skip
     kill_order = list(KILL_KINDS)
     rng.shuffle(kill_order)  # every kind once first, then at random
     next_kill = time.monotonic() + schedule.kill_every_s
@@ -139,25 +150,19 @@ def _kill(kind: str, fleet: Fleet, faults: FaultLog, rng: random.Random) -> bool
     return True
 
 
-def _restart_redis(redis_server: DrillRedis, faults: FaultLog) -> None:
-    redis_server.kill()
-    faults.note("redis_restart", "Redis killed (SIGKILL)")
-    time.sleep(REDIS_DOWN_S)  # the outage itself
-    redis_server.restart()
-    faults.end("redis_restart", "Redis started again from its append-only file")
-
-
-def _postgres_outage(postgres: DrillPostgres, faults: FaultLog) -> None:
-    postgres.crash()
-    faults.note("postgres_outage", f"PostgreSQL stopped (immediate) for {POSTGRES_OUTAGE_S:.0f}s")
-    time.sleep(POSTGRES_OUTAGE_S)  # the outage itself
-    postgres.restart()
-    faults.end("postgres_outage", "PostgreSQL started again")
-
-
-def _restart_rabbitmq(rabbitmq: DrillRabbitMQ, faults: FaultLog) -> None:
-    rabbitmq.kill()
-    faults.note("rabbitmq_restart", "RabbitMQ killed (SIGKILL)")
-    time.sleep(RABBITMQ_DOWN_S)  # the outage itself
-    rabbitmq.restart()
-    faults.end("rabbitmq_restart", "RabbitMQ started again on its data")
+def _outage(
+    faults: FaultLog,
+    kind: str,
+    *,
+    stop: Callable[[], None],
+    start: Callable[[], None],
+    down_s: float,
+    stopped: str,
+    started: str,
+) -> None:
+    """A server down for ``down_s`` (the outage itself), then started again."""
+    stop()
+    faults.note(kind, stopped)
+    time.sleep(down_s)
+    start()
+    faults.end(kind, started)
