@@ -12,6 +12,7 @@ from gateway_api.api_docs import SERVER_ERRORS, TAGS, install_offline_docs
 from gateway_api.dispatch_metrics import install_dispatch_metrics
 from gateway_api.edge import EdgeGuardMiddleware
 from gateway_api.errors import install_error_handlers
+from gateway_api.group_commit import GroupCommit
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
 from gateway_api.routes import (
@@ -31,17 +32,31 @@ from gateway_api.routes import (
     work,
 )
 from observability.logs import configure_logging
+from services.dispatch.grouped_completion import write_completes
 from services.dispatch.work_waiters import WorkWaiters
 from services.raw_spool import remove_stale_spool_files
 from settings import get_settings
 
+# Single completes are written in groups of up to 500, by one writer; up to four when groups
+# stall (gateway_api.group_commit).
+COMPLETE_GROUP_MAX = 500
+COMPLETE_GROUP_WRITERS = 4
+COMPLETE_GROUP_STALL_S = 0.1
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The process's long-poll waiters and their wake-up listener live on its event loop."""
+    """The process's long-poll waiters and their wake-up listener, and the group commit of
+    single completes, live on its event loop."""
     settings = get_settings()
     waiters = WorkWaiters(redis_url=settings.cache_url, safety_poll_s=settings.work_safety_poll_s)
     app.state.work_waiters = waiters
+    app.state.completes = GroupCommit(
+        write_completes,
+        max_group=COMPLETE_GROUP_MAX,
+        max_writers=COMPLETE_GROUP_WRITERS,
+        stall_s=COMPLETE_GROUP_STALL_S,
+    )
     waiters.start()
     try:
         yield

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,13 +15,14 @@ from gateway_api import worker_examples
 from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
 from gateway_api.deps import SessionDep
+from gateway_api.group_commit import GroupCommit
 from gateway_api.optional_bodies import documented_body, read_json_object, validate_optional_body
 from gateway_api.schemas import INT32_MAX, Text
 from services.dispatch.failures import WORKER_REASONS, classify_worker_reason
+from services.dispatch.grouped_completion import CompleteCall
 from services.dispatch.leases import (
     BatchItemError,
     CompletionOutcome,
-    complete_lease,
     complete_leases,
     extend_lease,
     fail_lease,
@@ -30,6 +31,7 @@ from settings import get_settings
 
 router = APIRouter(prefix="/internal/tasks", tags=["workers"], responses=WORKER_ERRORS)
 MAX_BATCH = 1000
+CompleteGroups = GroupCommit[CompleteCall, CompletionOutcome]
 
 
 class LeaseRef(BaseModel):
@@ -119,17 +121,18 @@ def _complete_in_transaction(
         return complete_leases(session, items, worker_id=worker_id, now=datetime.now(UTC))
 
 
-def _complete_one_in_transaction(
-    task_id: uuid.UUID, worker_id: str, lease_token: int | None
-) -> CompletionOutcome:
-    with session_scope() as session:
-        return complete_lease(
-            session, task_id, worker_id=worker_id, lease_token=lease_token, now=datetime.now(UTC)
-        )
+async def get_completes(request: Request) -> CompleteGroups:
+    """The process's group commit of single completes (made by the app's lifespan)."""
+    completes: CompleteGroups = request.app.state.completes
+    return completes
+
+
+CompletesDep = Annotated[CompleteGroups, Depends(get_completes)]
 
 
 # The complete routes are the hottest of a busy fleet: async, with their transaction in one
-# trip to the threadpool (a sync route with a session dependency makes three).
+# trip to the threadpool (a sync route with a session dependency makes three), and a single
+# complete shares that trip and transaction with the others waiting (gateway_api.group_commit).
 @router.post(
     "/complete",
     summary="Complete many tasks",
@@ -154,16 +157,15 @@ async def complete_tasks(body: BatchCompleteIn, worker: WorkerDep) -> BatchCompl
     responses=error_responses(404, 409, 413),
 )
 async def complete_task(
-    task_id: uuid.UUID, worker: WorkerDep, raw_body: OptionalBody
+    task_id: uuid.UUID, worker: WorkerDep, raw_body: OptionalBody, completes: CompletesDep
 ) -> CompleteOut:
     """Mark a leased task done; only its lease holder may, and repeating it is harmless.
 
     The body is optional: without ``lease_token`` only the lease holder's identity is checked.
     """
     body = validate_optional_body(LeaseRef, raw_body)
-    outcome = await run_in_threadpool(
-        _complete_one_in_transaction, task_id, worker.worker_id, body.lease_token if body else None
-    )
+    call = CompleteCall(task_id, worker.worker_id, body.lease_token if body else None)
+    outcome = await completes.submit(call)
     return CompleteOut(
         task_id=task_id, status="succeeded", already_completed=outcome.was_already_completed
     )

@@ -132,7 +132,7 @@ async def _platforms_to_wait_on(requested: list[str]) -> list[str]:
     return _enabled(states, requested)
 
 
-def get_work_waiters(request: Request) -> WorkWaiters:
+async def get_work_waiters(request: Request) -> WorkWaiters:
     """The process's waiters, made by the app's lifespan (``gateway_api.app``)."""
     waiters: WorkWaiters = request.app.state.work_waiters
     return waiters

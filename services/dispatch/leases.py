@@ -137,11 +137,11 @@ def _complete_held(
         )
         .execution_options(synchronize_session=False)
     ).all()
-    _note_succeeded(session, completed, now=now)
+    note_succeeded(session, completed, now=now)
     return {row[0]: row[4] for row in completed}
 
 
-def _note_succeeded(session: Session, rows: Iterable[Sequence[Any]], *, now: datetime) -> None:
+def note_succeeded(session: Session, rows: Iterable[Sequence[Any]], *, now: datetime) -> None:
     """Count attempts completed by a held-lease statement: rows of (id, platform, started_at,
     queued_at, ...)."""
     note_attempts_finished(
@@ -198,7 +198,7 @@ def complete_lease(
     }
     completed = session.connection().execute(_COMPLETE_ONE_HELD, held).first()
     if completed is not None:
-        _note_succeeded(session, [completed], now=now)
+        note_succeeded(session, [completed], now=now)
         return CompletionOutcome(task_id, False)
     task = _locked_task(session, task_id)
     _check_holder(task, worker_id, lease_token, action=FencedAction.COMPLETE)

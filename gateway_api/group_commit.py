@@ -1,0 +1,93 @@
+"""Group commit on the event loop: calls that arrive while a group is being written wait and
+are written together, in one trip to the threadpool and one transaction.
+
+Nothing waits for a timer. A call that finds no writer starts one at once, so a quiet gateway
+answers as before; under load the calls queue behind the writer and form the next group. One
+writer is the cheapest (every extra thread contends for the GIL), so a second starts only when
+every writer has been on its group for ``stall_s`` (a row lock held elsewhere, say): one slow
+group does not hold up every call of the process.
+
+The writer function returns one answer per call, in order: a value, or the exception that
+call alone would have raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from fastapi.concurrency import run_in_threadpool
+
+Call = TypeVar("Call")
+Answer = TypeVar("Answer")
+
+
+class GroupCommit(Generic[Call, Answer]):
+    def __init__(
+        self,
+        write_group: Callable[[list[Call]], Sequence[Answer | Exception]],
+        *,
+        max_group: int,
+        max_writers: int,
+        stall_s: float,
+    ) -> None:
+        self._write_group = write_group
+        self._max_group = max_group
+        self._max_writers = max_writers
+        self._stall_s = stall_s
+        self._waiting: list[tuple[Call, asyncio.Future[Answer]]] = []
+        # Each writer, and when the group it is writing was handed to the threadpool.
+        self._writers: dict[asyncio.Task[None], float] = {}
+
+    async def submit(self, call: Call) -> Answer:
+        """Write ``call`` with whatever else is waiting; its answer, or its error raised.
+
+        A caller that goes away does not take its call back: it is written all the same, as a
+        request already handed to the threadpool would be.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answer] = loop.create_future()
+        self._waiting.append((call, future))
+        if self._wants_writer(loop.time()):
+            writer = loop.create_task(self._write_waiting())
+            self._writers[writer] = loop.time()
+            writer.add_done_callback(self._forget_writer)
+        return await future
+
+    def _wants_writer(self, now: float) -> bool:
+        if len(self._writers) >= self._max_writers:
+            return False
+        return all(now - since >= self._stall_s for since in self._writers.values())
+
+    def _forget_writer(self, writer: asyncio.Task[None]) -> None:
+        self._writers.pop(writer, None)
+
+    async def _write_waiting(self) -> None:
+        loop, me = asyncio.get_running_loop(), asyncio.current_task()
+        while self._waiting:
+            group = self._waiting[: self._max_group]
+            del self._waiting[: self._max_group]
+            if me is not None:
+                self._writers[me] = loop.time()
+            try:
+                answers = await run_in_threadpool(self._write_group, [call for call, _ in group])
+                for (_, future), answer in zip(group, answers, strict=True):
+                    _settle(future, answer)
+            except Exception as exc:  # noqa: BLE001  each caller of the group gets it raised
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+            finally:  # cancelled with the loop: no caller is left waiting forever
+                for _, future in group:
+                    if not future.done():
+                        future.cancel()
+
+
+def _settle(future: asyncio.Future[Answer], answer: Answer | Exception) -> None:
+    if future.done():  # its caller went away
+        return
+    if isinstance(answer, Exception):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)

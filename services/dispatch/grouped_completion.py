@@ -1,0 +1,125 @@
+"""Single completes from many workers written in one transaction (a group commit).
+
+A busy fleet sends one ``complete`` per task. The API gathers the calls that arrive while an
+earlier group is being written and writes them together: the held leases in one statement,
+the rest checked one by one, so each call gets the answer it would have had alone
+(``complete_lease``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from psycopg2.errors import TransactionRollbackError
+from sqlalchemy import DateTime, Integer, String, Uuid, column, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from db.models import ScrapeTask, TaskStatus
+from db.session import session_scope
+from services.dispatch.leases import CompletionOutcome, complete_lease, note_succeeded
+from services.errors import ServiceError
+
+
+@dataclass(frozen=True)
+class CompleteCall:
+    task_id: uuid.UUID
+    worker_id: str
+    lease_token: int | None
+
+
+CompleteAnswer = CompletionOutcome | ServiceError
+
+# Each call's (task, worker, token) travels as one element of three arrays. A task named twice
+# is updated once (the first matching call wins; the others find it done, as they would alone).
+_COMPLETE_HELD_GROUP = (
+    text(
+        f"UPDATE {ScrapeTask.__tablename__} AS t"
+        " SET status = :succeeded, finished_at = :now, lease_expires_at = NULL"
+        " FROM unnest(CAST(:ids AS uuid[]), CAST(:workers AS text[]), CAST(:tokens AS integer[]))"
+        " AS c(id, worker_id, lease_token)"
+        " WHERE t.id = c.id AND t.status = :leased AND t.leased_by = c.worker_id"
+        " AND (c.lease_token IS NULL OR t.lease_token = c.lease_token)"
+        " RETURNING t.id, t.platform, t.started_at, coalesce(t.published_at, t.created_at),"
+        " t.leased_by, t.lease_token"
+    )
+    .bindparams(succeeded=TaskStatus.SUCCEEDED.value, leased=TaskStatus.LEASED.value)
+    .columns(
+        column("id", Uuid),
+        column("platform", String),
+        column("started_at", DateTime(timezone=True)),
+        column("queued_at", DateTime(timezone=True)),
+        column("leased_by", String),
+        column("lease_token", Integer),
+    )
+)
+
+
+def complete_each(
+    session: Session, calls: Sequence[CompleteCall], *, now: datetime
+) -> list[CompleteAnswer]:
+    """Complete each call's lease; the answers are in the order of ``calls``, a refused call's
+    answer is its error (``NotFound``, ``Conflict``), which changed nothing."""
+    if not calls:
+        return []
+    rows = session.execute(
+        _COMPLETE_HELD_GROUP,
+        {
+            "ids": [str(call.task_id) for call in calls],
+            "workers": [call.worker_id for call in calls],
+            "tokens": [call.lease_token for call in calls],
+            "now": now,
+        },
+    ).all()
+    note_succeeded(session, rows, now=now)
+    held = {row.id: (row.leased_by, row.lease_token) for row in rows}
+    answers: list[CompleteAnswer] = []
+    for call in calls:
+        holder = held.get(call.task_id)
+        if (
+            holder is not None
+            and holder[0] == call.worker_id
+            and call.lease_token
+            in (
+                None,
+                holder[1],
+            )
+        ):
+            del held[call.task_id]  # a repeat of the task in this group finds it done
+            answers.append(CompletionOutcome(call.task_id, False))
+            continue
+        try:
+            answers.append(
+                complete_lease(
+                    session,
+                    call.task_id,
+                    worker_id=call.worker_id,
+                    lease_token=call.lease_token,
+                    now=now,
+                )
+            )
+        except ServiceError as exc:
+            answers.append(exc)
+    return answers
+
+
+def write_completes(calls: Sequence[CompleteCall]) -> list[CompleteAnswer | Exception]:
+    """``complete_each`` in a transaction of its own. Two groups that name the same tasks may
+    deadlock; the one PostgreSQL aborts is written again call by call, so each call still gets
+    its own answer. Any other database error is the whole group's."""
+    try:
+        with session_scope() as session:
+            return list(complete_each(session, calls, now=datetime.now(UTC)))
+    except DBAPIError as exc:
+        if len(calls) == 1 or not isinstance(exc.orig, TransactionRollbackError):
+            raise
+    answers: list[CompleteAnswer | Exception] = []
+    for call in calls:
+        try:
+            answers.extend(write_completes([call]))
+        except SQLAlchemyError as exc:
+            answers.append(exc)
+    return answers

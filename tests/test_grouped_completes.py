@@ -1,0 +1,202 @@
+"""Single completes written in groups: each call gets the answer it would have had alone.
+
+The API gathers the completes that arrive while a group is being written (``GroupCommit``)
+and writes them in one transaction (``complete_each``). A group mixes workers, tokens,
+repeats and refusals; a refused call changes nothing, and the others of its group are
+written all the same. Two groups that deadlock over the same tasks are written again call by
+call.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from db.session import get_engine
+from services.dispatch.grouped_completion import CompleteCall, complete_each, write_completes
+from services.dispatch.leases import CompletionOutcome
+from services.errors import Conflict, NotFound
+from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
+    assert_ledger_balanced,
+    clean_dispatch_queues,
+    enqueue,
+    lease,
+    task_row,
+)
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures(clean_dispatch_queues.__name__)]
+HOLDER = "worker-test-1"
+OTHER = "worker-test-2"
+OTHER_HEADERS = {"X-Worker-Token": "second-worker-token", "X-Worker-ID": OTHER}
+
+
+def leased_tasks(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    headers: dict[str, str],
+    parcel_ids: list[str],
+) -> list[dict[str, Any]]:
+    enqueue(api_client, admin_headers, parcel_ids)
+    tasks = lease(api_client, headers, capacity=len(parcel_ids))
+    assert len(tasks) == len(parcel_ids)
+    return tasks
+
+
+def call(task: dict[str, Any], worker_id: str, token: int | None) -> CompleteCall:
+    return CompleteCall(uuid.UUID(task["task_id"]), worker_id, token)
+
+
+def test_a_group_answers_each_call_as_if_it_were_alone(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    mine = leased_tasks(api_client, admin_headers, worker_headers, ["G-1", "G-2", "G-3", "G-4"])
+    [theirs] = leased_tasks(api_client, admin_headers, OTHER_HEADERS, ["G-5"])
+    unknown = uuid.uuid4()
+    calls = [
+        call(mine[0], HOLDER, mine[0]["lease_token"]),  # held, with its token
+        call(mine[1], HOLDER, None),  # held, without a token
+        call(mine[2], OTHER, mine[2]["lease_token"]),  # another worker
+        call(mine[3], HOLDER, mine[3]["lease_token"] + 1),  # a stale token
+        call(mine[0], HOLDER, mine[0]["lease_token"]),  # a repeat, in the same group
+        CompleteCall(unknown, HOLDER, None),
+        call(theirs, OTHER, theirs["lease_token"]),  # another worker's own lease
+        call(mine[3], HOLDER, mine[3]["lease_token"]),  # after its stale call, the right one
+    ]
+
+    with db_session.begin():
+        answers = complete_each(db_session, calls, now=datetime.now(UTC))
+
+    kinds = [type(answer) for answer in answers]
+    assert kinds == [
+        CompletionOutcome,
+        CompletionOutcome,
+        Conflict,
+        Conflict,
+        CompletionOutcome,
+        NotFound,
+        CompletionOutcome,
+        CompletionOutcome,
+    ]
+    already = [a.was_already_completed for a in answers if isinstance(a, CompletionOutcome)]
+    assert already == [False, False, True, False, False]
+    assert [str(a.task_id) for a in answers if isinstance(a, CompletionOutcome)] == [
+        mine[0]["task_id"],
+        mine[1]["task_id"],
+        mine[0]["task_id"],
+        theirs["task_id"],
+        mine[3]["task_id"],
+    ]
+    statuses = {t["task_id"]: task_row(db_session, t["task_id"])["status"] for t in [*mine, theirs]}
+    assert statuses == {
+        mine[0]["task_id"]: "succeeded",
+        mine[1]["task_id"]: "succeeded",
+        mine[2]["task_id"]: "leased",  # the other worker's call changed nothing
+        mine[3]["task_id"]: "succeeded",
+        theirs["task_id"]: "succeeded",
+    }
+    assert task_row(db_session, mine[2]["task_id"])["leased_by"] == HOLDER
+    assert_ledger_balanced(db_session, enqueued=5)
+
+
+def test_concurrent_completes_over_http_each_get_their_own_answer(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    tasks = leased_tasks(
+        api_client, admin_headers, worker_headers, [f"C-{n:02d}" for n in range(40)]
+    )
+    # Every task completed twice by its holder and tried once by another worker, all at once.
+    calls = [(task, worker_headers, task["lease_token"]) for task in tasks] * 2
+    calls += [(task, OTHER_HEADERS, task["lease_token"]) for task in tasks]
+
+    def complete(entry: tuple[dict[str, Any], dict[str, str], int]) -> tuple[str, int, Any]:
+        task, headers, token = entry
+        response = api_client.post(
+            f"/internal/tasks/{task['task_id']}/complete",
+            json={"lease_token": token},
+            headers=headers,
+        )
+        return headers["X-Worker-ID"], response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(complete, calls))
+
+    by_holder = [(status, body) for worker, status, body in answers if worker == HOLDER]
+    assert {status for status, _ in by_holder} == {200}, by_holder
+    firsts: dict[str, int] = {}
+    for _, body in by_holder:
+        firsts[body["task_id"]] = firsts.get(body["task_id"], 0) + (not body["already_completed"])
+    assert firsts == {task["task_id"]: 1 for task in tasks}  # one first complete per task
+    refused = [(status, body["error"]["code"]) for w, status, body in answers if w == OTHER]
+    assert refused == [(409, "CONFLICT")] * len(tasks)
+    assert {task_row(db_session, t["task_id"])["status"] for t in tasks} == {"succeeded"}
+    assert_ledger_balanced(db_session, enqueued=len(tasks))
+
+
+def test_two_groups_that_deadlock_are_written_again_call_by_call(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    first, second = leased_tasks(api_client, admin_headers, worker_headers, ["D-1", "D-2"])
+    calls = [call(first, HOLDER, first["lease_token"]), call(second, HOLDER, None)]
+    # Another transaction holds the second task; the group takes the first and waits for it,
+    # then the other transaction asks for the first: a deadlock, which PostgreSQL breaks.
+    other = get_engine().raw_connection()
+    deadlocks_before = count_deadlocks(db_session)
+    try:
+        cursor = other.cursor()
+        cursor.execute("SELECT 1 FROM scrape_tasks WHERE id = %s FOR UPDATE", (second["task_id"],))
+        answers: list[Any] = []
+        writer = threading.Thread(target=lambda: answers.extend(write_completes(calls)))
+        writer.start()
+        wait_for(lambda: group_waits_for_a_lock(db_session), what="the group to wait")
+        cursor.execute("UPDATE scrape_tasks SET priority = 1 WHERE id = %s", (first["task_id"],))
+        other.commit()
+        writer.join(timeout=30)
+        assert not writer.is_alive()
+    finally:
+        other.close()
+
+    assert count_deadlocks(db_session) == deadlocks_before + 1
+    assert answers == [
+        CompletionOutcome(uuid.UUID(first["task_id"]), False),
+        CompletionOutcome(uuid.UUID(second["task_id"]), False),
+    ]
+    assert {task_row(db_session, t["task_id"])["status"] for t in (first, second)} == {"succeeded"}
+
+
+def count_deadlocks(session: Session) -> int:
+    session.rollback()
+    return int(
+        session.scalar(
+            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        )
+        or 0
+    )
+
+
+def group_waits_for_a_lock(session: Session) -> bool:
+    session.rollback()
+    waiting = session.scalar(
+        text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE 'UPDATE scrape_tasks AS t%'"
+        )
+    )
+    return bool(waiting)
