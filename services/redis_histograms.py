@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,16 +24,38 @@ def bucket_label(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
+@dataclass
+class HashIncrements:
+    """Increments of Redis hash fields, summed before they are sent: a group of N finished
+    attempts costs one HINCRBY per distinct field, not several per attempt."""
+
+    whole: Counter[tuple[str, str]] = field(default_factory=Counter)
+    fractional: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def add(self, key: str, name: str, amount: int = 1) -> None:
+        self.whole[key, name] += amount
+
+    def add_float(self, key: str, name: str, amount: float) -> None:
+        self.fractional[key, name] = self.fractional.get((key, name), 0.0) + amount
+
+    def queue_on(self, pipe: Pipeline) -> None:
+        for (key, name), amount in self.whole.items():
+            if amount:
+                pipe.hincrby(key, name, amount)
+        for (key, name), total in self.fractional.items():
+            pipe.hincrbyfloat(key, name, total)
+
+
 def add_observation(
-    pipe: Pipeline, key: str, label: str, value: float, buckets: Sequence[float]
+    increments: HashIncrements, key: str, label: str, value: float, buckets: Sequence[float]
 ) -> None:
-    """Queue one observation on ``pipe``; ``buckets`` are sorted finite upper bounds."""
+    """Add one observation; ``buckets`` are sorted finite upper bounds."""
     value = max(value, 0.0)
     index = bisect.bisect_left(buckets, value)
     bound = buckets[index] if index < len(buckets) else math.inf
-    pipe.hincrby(key, f"{label}{LABEL_SEPARATOR}{bucket_label(bound)}", 1)
-    pipe.hincrbyfloat(key, f"{label}{LABEL_SEPARATOR}sum", value)
-    pipe.hincrby(key, f"{label}{LABEL_SEPARATOR}count", 1)
+    increments.add(key, f"{label}{LABEL_SEPARATOR}{bucket_label(bound)}")
+    increments.add_float(key, f"{label}{LABEL_SEPARATOR}sum", value)
+    increments.add(key, f"{label}{LABEL_SEPARATOR}count")
 
 
 @dataclass

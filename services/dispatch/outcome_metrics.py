@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from db.models import ScrapeTask, TaskStatus
 from services.metrics_redis import metrics_redis
-from services.redis_histograms import LABEL_SEPARATOR, add_observation
+from services.redis_histograms import LABEL_SEPARATOR, HashIncrements, add_observation
 
 logger = logging.getLogger(__name__)
 
@@ -181,17 +181,19 @@ def _pop_savepoint_mark(session: Session) -> tuple[int, Counter[str]] | None:
 
 
 def record_figures(client: redis.Redis, pending: PendingFigures) -> None:
-    pipe = client.pipeline(transaction=False)
+    increments = HashIncrements()
     for platform, n in pending.enqueued.items():
-        pipe.hincrby(ENQUEUED_KEY, platform, n)
+        increments.add(ENQUEUED_KEY, platform, n)
     for attempt in pending.attempts:
-        pipe.hincrby(FINISHED_KEY, _field(attempt.platform, attempt.outcome.value), 1)
+        increments.add(FINISHED_KEY, _field(attempt.platform, attempt.outcome.value))
         if attempt.reason in LEASE_LOSS_REASONS:
-            pipe.hincrby(LEASES_EXPIRED_KEY, _field(attempt.platform, attempt.reason), 1)
+            increments.add(LEASES_EXPIRED_KEY, _field(attempt.platform, attempt.reason))
         if attempt.wait_s is not None:
-            add_observation(pipe, WAIT_KEY, attempt.platform, attempt.wait_s, WAIT_BUCKETS_S)
+            add_observation(increments, WAIT_KEY, attempt.platform, attempt.wait_s, WAIT_BUCKETS_S)
         if attempt.run_s is not None and attempt.outcome is not TaskOutcome.CANCELLED:
-            add_observation(pipe, RUN_KEY, attempt.platform, attempt.run_s, RUN_BUCKETS_S)
+            add_observation(increments, RUN_KEY, attempt.platform, attempt.run_s, RUN_BUCKETS_S)
+    pipe = client.pipeline(transaction=False)
+    increments.queue_on(pipe)
     pipe.execute()
 
 

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from db.models.ingest_rejects import RejectReason
 from services.metrics_redis import decode_text
 from services.redis_histograms import (
+    HashIncrements,
     HistogramFigures,
     add_observation,
     read_histograms,
@@ -45,15 +46,16 @@ def record_ingest_counts(
     chunk_items: int = 0,
 ) -> None:
     """Add one chunk's row outcomes, unparsed values and rejects to the shared totals."""
-    pipe = client.pipeline(transaction=False)
+    increments = HashIncrements()
     if chunk_items:
-        pipe.hincrby(CHUNKS_KEY, "chunks", 1)
-        pipe.hincrby(CHUNKS_KEY, "items", chunk_items)
-        add_observation(pipe, CHUNK_SIZE_KEY, "", chunk_items, CHUNK_SIZE_BUCKETS)
+        increments.add(CHUNKS_KEY, "chunks")
+        increments.add(CHUNKS_KEY, "items", chunk_items)
+        add_observation(increments, CHUNK_SIZE_KEY, "", chunk_items, CHUNK_SIZE_BUCKETS)
     for key, figures in ((ROWS_KEY, counts), (UNPARSED_KEY, unparsed), (REJECTS_KEY, rejects)):
         for name, value in (figures or {}).items():
-            if value:
-                pipe.hincrby(key, name, value)
+            increments.add(key, name, value)
+    pipe = client.pipeline(transaction=False)
+    increments.queue_on(pipe)
     pipe.execute()
 
 
