@@ -19,14 +19,8 @@ from gateway_api.group_commit import GroupCommit
 from gateway_api.optional_bodies import documented_body, read_json_object, validate_optional_body
 from gateway_api.schemas import INT32_MAX, Text
 from services.dispatch.failures import WORKER_REASONS, classify_worker_reason
-from services.dispatch.grouped_completion import CompleteCall
-from services.dispatch.leases import (
-    BatchItemError,
-    CompletionOutcome,
-    complete_leases,
-    extend_lease,
-    fail_lease,
-)
+from services.dispatch.grouped_completion import BatchItemError, CompleteCall, complete_leases
+from services.dispatch.leases import CompletionOutcome, extend_lease, fail_lease
 from settings import get_settings
 
 router = APIRouter(prefix="/internal/tasks", tags=["workers"], responses=WORKER_ERRORS)

@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from db.models import Platform, ScrapeTask, Worker
+from db.models import Platform, Worker
 from db.session import session_scope
 from gateway_api import worker_examples
 from gateway_api.api_docs import WORKER_ERRORS
@@ -24,6 +24,7 @@ from gateway_api.worker_examples import json_example
 from services.dispatch.broker_client import lease_from_broker
 from services.dispatch.envelopes import TASK_TYPE
 from services.dispatch.lease_loop import DeferredStarts
+from services.dispatch.leases import LeasedTask
 from services.dispatch.long_poll import wait_for_work
 from services.dispatch.work_requests import parse_capacity
 from services.dispatch.work_waiters import WorkWaiters
@@ -63,8 +64,7 @@ class WorkOut(BaseModel):
     retry_after: int
 
 
-def work_task(task: ScrapeTask) -> WorkTask:
-    assert task.lease_expires_at is not None and task.lease_token is not None
+def work_task(task: LeasedTask) -> WorkTask:
     return WorkTask(
         task_id=task.id,
         type=TASK_TYPE,
@@ -90,13 +90,18 @@ def _split_platforms(raw: list[str]) -> list[str]:
     return names
 
 
+# Built once: it runs on every poll.
+_PLATFORMS_AND_PAUSE = select(
+    Platform.name,
+    Platform.is_enabled,
+    select(Worker.is_paused).where(Worker.worker_id == bindparam("worker_id")).scalar_subquery(),
+)
+
+
 def _prepare(worker_id: str, requested: list[str]) -> tuple[list[str], bool]:
     """The platforms to lease from and the pause flag, read fresh before every lease."""
-    is_paused_now = select(Worker.is_paused).where(Worker.worker_id == worker_id)
-    with session_scope() as session:  # one round trip: this runs on every poll
-        rows = session.execute(
-            select(Platform.name, Platform.is_enabled, is_paused_now.scalar_subquery())
-        ).all()
+    with session_scope() as session:  # one round trip
+        rows = session.connection().execute(_PLATFORMS_AND_PAUSE, {"worker_id": worker_id}).all()
     enabled_by_name = {name: is_enabled for name, is_enabled, _ in rows}
     return _enabled(enabled_by_name, requested), bool(rows and rows[0][2])
 
@@ -183,7 +188,7 @@ async def get_work(
         if not names:
             return WorkOut(tasks=[], retry_after=settings.work_retry_after_s)
 
-        async def lease() -> list[ScrapeTask] | None:
+        async def lease() -> list[LeasedTask] | None:
             return await run_in_threadpool(
                 _lease_if_allowed,
                 worker.worker_id,
@@ -204,7 +209,7 @@ async def get_work(
     )
 
 
-def _retry_after(leased: list[ScrapeTask], deferred: DeferredStarts, default_s: int) -> int:
+def _retry_after(leased: list[LeasedTask], deferred: DeferredStarts, default_s: int) -> int:
     if leased:
         return 0
     if deferred.soonest_s is not None:  # work is there, its sites' budget is not
@@ -218,7 +223,7 @@ def _lease_if_allowed(
     capacity: int,
     lease_timeout_s: float,
     deferred: DeferredStarts,
-) -> list[ScrapeTask] | None:
+) -> list[LeasedTask] | None:
     """Lease, unless the worker is paused or none of its platforms is enabled (None: the
     queues were not looked at). Starts over budget are put off and noted in ``deferred``."""
     names, is_paused = _prepare(worker_id, requested)

@@ -17,13 +17,13 @@ from kombu import Connection, Queue
 from kombu.exceptions import KombuError, LimitExceeded
 from redis.exceptions import RedisError
 
-from db.models import ScrapeTask
 from db.session import session_scope
 from services.dispatch.celery_app import app
 from services.dispatch.enqueue import EnqueueReport, EnqueueRequest, enqueue_tasks
 from services.dispatch.envelopes import SCRAPE_TASK_NAME, ScrapeMessage
 from services.dispatch.kombu_source import KombuSource
 from services.dispatch.lease_loop import DeferredStarts, MessageSource, lease_work
+from services.dispatch.leases import LeasedTask
 from services.dispatch.publishing import QueueKey, mark_published
 from services.dispatch.redis_source import RedisQueueLayout, RedisSource
 from services.dispatch.wakeup_channel import announce_published, count_by_platform
@@ -147,7 +147,7 @@ def lease_from_broker(
     worker_id: str,
     lease_timeout_s: float,
     deferred: DeferredStarts | None = None,
-) -> list[ScrapeTask]:
+) -> list[LeasedTask]:
     """One leasing pass on a pooled connection (released before returning); tasks put off
     for want of start budget are counted in ``deferred``."""
     with pooled_connection() as connection:

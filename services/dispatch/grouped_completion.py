@@ -1,4 +1,5 @@
-"""Single completes from many workers written in one transaction (a group commit).
+"""Many completes in one transaction: a worker's batch complete, and the single completes of
+many workers that the API gathers into a group (a group commit).
 
 A busy fleet sends one ``complete`` per task. The API gathers the calls that arrive while an
 earlier group is being written and writes them together: the held leases in one statement,
@@ -33,6 +34,14 @@ class CompleteCall:
 
 CompleteAnswer = CompletionOutcome | ServiceError
 
+
+@dataclass(frozen=True)
+class BatchItemError:
+    task_id: uuid.UUID
+    code: str
+    message: str
+
+
 # Each call's (task, worker, token) travels as one element of three arrays. A task named twice
 # is updated once (the first matching call wins; the others find it done, as they would alone).
 _COMPLETE_HELD_GROUP = (
@@ -55,6 +64,11 @@ _COMPLETE_HELD_GROUP = (
         column("leased_by", String),
         column("lease_token", Integer),
     )
+)
+
+_LOCK_IN_ID_ORDER = text(
+    f"SELECT id FROM {ScrapeTask.__tablename__} WHERE id = ANY(CAST(:ids AS uuid[]))"
+    " ORDER BY id FOR UPDATE"
 )
 
 
@@ -104,6 +118,29 @@ def complete_each(
         except ServiceError as exc:
             answers.append(exc)
     return answers
+
+
+def complete_leases(
+    session: Session,
+    items: Sequence[tuple[uuid.UUID, int | None]],
+    *,
+    worker_id: str,
+    now: datetime,
+) -> tuple[list[CompletionOutcome], list[BatchItemError]]:
+    """A worker's batch complete: each item succeeds or fails on its own."""
+    if not items:
+        return [], []
+    # Lock in id order first, so two overlapping batches cannot deadlock.
+    session.execute(_LOCK_IN_ID_ORDER, {"ids": sorted({str(task_id) for task_id, _ in items})})
+    calls = [CompleteCall(task_id, worker_id, token) for task_id, token in items]
+    done: list[CompletionOutcome] = []
+    errors: list[BatchItemError] = []
+    for answer, (task_id, _) in zip(complete_each(session, calls, now=now), items, strict=True):
+        if isinstance(answer, ServiceError):
+            errors.append(BatchItemError(task_id, answer.code, answer.message))
+        else:
+            done.append(answer)
+    return done, errors
 
 
 def write_completes(calls: Sequence[CompleteCall]) -> list[CompleteAnswer | Exception]:

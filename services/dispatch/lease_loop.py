@@ -24,9 +24,8 @@ from typing import Protocol
 
 from sqlalchemy.exc import OperationalError
 
-from db.models import ScrapeTask
 from db.session import session_scope
-from services.dispatch.leases import claim_leases
+from services.dispatch.leases import LeasedTask, claim_leases
 from services.dispatch.outcome_metrics import DeliveryPath, record_duplicates_dropped
 from services.dispatch.politeness import defer_starts, ration_starts
 from services.errors import ServiceUnavailable
@@ -91,11 +90,11 @@ def lease_work(
     worker_id: str,
     lease_timeout_s: float,
     deferred: DeferredStarts | None = None,
-) -> list[ScrapeTask]:
+) -> list[LeasedTask]:
     """Lease up to ``capacity`` tasks: every p1 of the platforms before any p2, and so on.
     Tasks put off for want of budget are counted in ``deferred``."""
     levels = queue_levels(platforms)
-    leased: list[ScrapeTask] = []
+    leased: list[LeasedTask] = []
     deferred = DeferredStarts() if deferred is None else deferred
     put_off_cap = deferred.count + MAX_DEFERRED_PER_CALL  # the collector may span calls
     try:
@@ -137,7 +136,7 @@ def lease_and_ack(
     lease_timeout_s: float,
     errors: tuple[type[BaseException], ...],
     deferred: DeferredStarts,
-) -> tuple[list[ScrapeTask], bool]:
+) -> tuple[list[LeasedTask], bool]:
     """Commit the leases (and the put-off starts) of the taken messages, then ack them all;
     returns the leases and whether the acks went through."""
     ids = [t.task_id for t in taken if t.task_id is not None]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import Integer, Table, Uuid, any_, bindparam, func, or_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from db.models import LEASE_TOKEN_SEQUENCE, ScrapeTask, TaskStatus
@@ -28,7 +29,7 @@ from services.dispatch.outcome_metrics import (
     record_fenced_off,
 )
 from services.dispatch.politeness import note_pushback
-from services.errors import Conflict, NotFound, ServiceError
+from services.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,40 @@ class CompletionOutcome:
 
 
 @dataclass(frozen=True)
-class BatchItemError:
-    task_id: uuid.UUID
-    code: str
-    message: str
+class LeasedTask:
+    """A lease just written: what the worker is handed."""
+
+    id: uuid.UUID
+    platform: str
+    state: str
+    county: str
+    parcel_id: str
+    url: str | None
+    priority: int
+    created_at: datetime
+    attempt: int
+    lease_expires_at: datetime
+    lease_token: int
+
+
+_tasks = cast(Table, ScrapeTask.__table__)
+# Built once, with the ids as one array: leasing is the other statement of every poll.
+_CLAIM_QUEUED = (
+    update(_tasks)
+    .where(
+        _tasks.c.id == any_(bindparam("claim_ids", type_=postgresql.ARRAY(Uuid))),
+        _tasks.c.status == TaskStatus.QUEUED.value,
+    )
+    .values(
+        status=TaskStatus.LEASED.value,
+        leased_by=bindparam("claim_by"),
+        lease_token=LEASE_TOKEN_SEQUENCE.next_value(),
+        lease_expires_at=bindparam("claim_expires_at"),
+        attempt=_tasks.c.attempt + 1,
+        started_at=bindparam("claim_now"),
+    )
+    .returning(*(_tasks.c[name] for name in LeasedTask.__dataclass_fields__))
+)
 
 
 def claim_leases(
@@ -51,26 +82,23 @@ def claim_leases(
     worker_id: str,
     lease_timeout_s: float,
     now: datetime,
-) -> list[ScrapeTask]:
+) -> list[LeasedTask]:
     """``queued`` → ``leased`` for each id still queued; others (duplicates) are skipped.
 
-    Returns the leased rows in the order of ``task_ids`` (the order messages were taken).
+    Returns the leases in the order of ``task_ids`` (the order messages were taken).
     """
     if not task_ids:
         return []
-    leased = session.scalars(
-        update(ScrapeTask)
-        .where(ScrapeTask.id.in_(list(task_ids)), ScrapeTask.status == TaskStatus.QUEUED.value)
-        .values(
-            status=TaskStatus.LEASED.value,
-            leased_by=worker_id,
-            lease_token=LEASE_TOKEN_SEQUENCE.next_value(),
-            lease_expires_at=now + timedelta(seconds=lease_timeout_s),
-            attempt=ScrapeTask.attempt + 1,
-            started_at=now,
-        )
-        .returning(ScrapeTask)
-    ).all()
+    rows = session.connection().execute(
+        _CLAIM_QUEUED,
+        {
+            "claim_ids": list(task_ids),
+            "claim_by": worker_id,
+            "claim_expires_at": now + timedelta(seconds=lease_timeout_s),
+            "claim_now": now,
+        },
+    )
+    leased = [LeasedTask(**row._mapping) for row in rows]
     order = {task_id: i for i, task_id in enumerate(task_ids)}
     return sorted(leased, key=lambda task: order[task.id])
 
@@ -100,47 +128,6 @@ def _require_leased(task: ScrapeTask) -> None:
         raise Conflict(f"task {task.id} is {task.status}, not leased")
 
 
-def _complete_held(
-    session: Session,
-    items: Sequence[tuple[uuid.UUID, int | None]],
-    *,
-    worker_id: str,
-    now: datetime,
-) -> dict[uuid.UUID, int | None]:
-    """The common case in one statement: ``leased`` → ``succeeded`` for each (task, token)
-    whose lease this worker holds (with that token, when one is given). Returns the completed
-    ids with their tokens; the others take the checked path, which says why (or that they
-    were done already)."""
-    if not items:
-        return {}  # no condition at all would match every lease the worker holds
-    with_token = [(task_id, token) for task_id, token in items if token is not None]
-    without_token = [task_id for task_id, token in items if token is None]
-    matches = []
-    if with_token:
-        matches.append(tuple_(ScrapeTask.id, ScrapeTask.lease_token).in_(with_token))
-    if without_token:
-        matches.append(ScrapeTask.id.in_(without_token))
-    completed = session.execute(
-        update(ScrapeTask)
-        .where(
-            or_(*matches),
-            ScrapeTask.status == TaskStatus.LEASED.value,
-            ScrapeTask.leased_by == worker_id,
-        )
-        .values(status=TaskStatus.SUCCEEDED.value, finished_at=now, lease_expires_at=None)
-        .returning(
-            ScrapeTask.id,
-            ScrapeTask.platform,
-            ScrapeTask.started_at,
-            func.coalesce(ScrapeTask.published_at, ScrapeTask.created_at),
-            ScrapeTask.lease_token,
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
-    note_succeeded(session, completed, now=now)
-    return {row[0]: row[4] for row in completed}
-
-
 def note_succeeded(session: Session, rows: Iterable[Sequence[Any]], *, now: datetime) -> None:
     """Count attempts completed by a held-lease statement: rows of (id, platform, started_at,
     queued_at, ...)."""
@@ -156,7 +143,6 @@ def note_succeeded(session: Session, rows: Iterable[Sequence[Any]], *, now: date
 
 
 # Built once: the most frequent statement of a busy fleet skips building and cache-keying.
-_tasks = cast(Table, ScrapeTask.__table__)
 _COMPLETE_ONE_HELD = (
     update(_tasks)
     .where(
@@ -211,41 +197,6 @@ def complete_lease(
     task.lease_expires_at = None
     session.flush()
     return CompletionOutcome(task.id, False)
-
-
-def complete_leases(
-    session: Session,
-    items: Sequence[tuple[uuid.UUID, int | None]],
-    *,
-    worker_id: str,
-    now: datetime,
-) -> tuple[list[CompletionOutcome], list[BatchItemError]]:
-    """The batch form: each item succeeds or fails on its own."""
-    if not items:
-        return [], []
-    ids = sorted({task_id for task_id, _ in items})
-    # Lock in id order so two overlapping batches cannot deadlock.
-    session.execute(
-        select(ScrapeTask.id)
-        .where(ScrapeTask.id.in_(ids))
-        .order_by(ScrapeTask.id)
-        .with_for_update()
-    )
-    completed = _complete_held(session, items, worker_id=worker_id, now=now)
-    done: list[CompletionOutcome] = []
-    errors: list[BatchItemError] = []
-    for task_id, token in items:
-        if task_id in completed and token in (None, completed[task_id]):
-            del completed[task_id]  # a repeat of the id in this batch finds it done
-            done.append(CompletionOutcome(task_id, False))
-            continue
-        try:
-            done.append(
-                complete_lease(session, task_id, worker_id=worker_id, lease_token=token, now=now)
-            )
-        except ServiceError as exc:
-            errors.append(BatchItemError(task_id, exc.code, exc.message))
-    return done, errors
 
 
 def fail_lease(
