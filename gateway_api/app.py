@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,6 +59,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stall_s=COMPLETE_GROUP_STALL_S,
     )
     waiters.start()
+    # What the process loaded to start (modules, models, routes, schemas) never becomes
+    # garbage: kept out of the collector's reach, a full collection scans only what requests
+    # made since, about 10 ms instead of 100 ms here, which every request in flight waited for.
+    gc.freeze()
     try:
         yield
     finally:
