@@ -5,7 +5,9 @@ design rebuilt behind the same web stack (``bench.legacy_gateway``).
 
 Each case drains a fresh set of queued ``demo`` tasks; it reports tasks/s, the lease
 latency (p50/p99 of the ``/internal/work`` calls that handed out tasks) and the CPU seconds
-the server and the driver used. ``python -m bench.http_dispatch --tasks 2000`` runs it alone.
+the server and the driver used. Each server is first warmed up as a running one would be:
+it drains ``WARM_UP_TASKS`` tasks in the measured shape before the clock starts (its pools
+filled, its statements compiled). ``python -m bench.http_dispatch --tasks 2000`` runs it alone.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bench.environment import bench_servers
 TASKS = 5_000
 ENQUEUE_BATCH = 1_000
 DRAIN_TIMEOUT_S = 300.0
+WARM_UP_TASKS = 500
 LONG_POLL_S = 1
 
 
@@ -229,19 +232,26 @@ def _print_drain(label: str, report: DrainReport) -> None:
 
 
 def run(total: int = TASKS, shapes: Sequence[Shape] = GATEWAY_ONLY_SHAPES) -> None:
-    sys.stdout.write(f"http dispatch: {total} demo tasks per case, driven over HTTP\n")
+    sys.stdout.write(
+        f"http dispatch: {total} demo tasks per case, driven over HTTP"
+        f" (each server warmed up by a drain of {WARM_UP_TASKS})\n"
+    )
     seconds = enqueue_legacy_tasks(total)  # the old design had no producer: for reference
     sys.stdout.write(f"  baseline enqueue (LPUSH, pipelined): {total / seconds:9.0f} tasks/s\n")
     _clear_legacy_queue()
     sys.stdout.write(f"  {LEGACY_SHAPE.label}:\n")
     baselines: dict[str, DrainReport] = {}
     for label, fill in (("old design", "0"), ("old, filled", "1")):
-        enqueue_legacy_tasks(total)
         legacy_env = {"LEGACY_FILL_CAPACITY": fill}
         with api_process(LEGACY_COMMAND, extra_env=legacy_env) as (url, process):
+            enqueue_legacy_tasks(WARM_UP_TASKS)
+            asyncio.run(drive(url, process, LEGACY_SHAPE, WARM_UP_TASKS))
+            enqueue_legacy_tasks(total)
             baselines[label] = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
         _print_drain(label, baselines[label])
     with api_process() as (url, process):
+        enqueue_gateway_tasks(WARM_UP_TASKS)
+        asyncio.run(drive(url, process, LEGACY_SHAPE, WARM_UP_TASKS))
         seconds = enqueue_gateway_tasks(total)
         sys.stdout.write(f"  gateway enqueue (ledger + publish, dedup): {total / seconds:6.0f}/s\n")
         gateway = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
