@@ -33,6 +33,9 @@ TASKS = 5_000
 ENQUEUE_BATCH = 1_000
 DRAIN_TIMEOUT_S = 300.0
 WARM_UP_TASKS = 500
+# The legacy shape is measured with each server on one process, then on two (uvicorn workers):
+# on this 2-core machine, what a second process buys each design.
+API_PROCESSES = (1, 2)
 LONG_POLL_S = 1
 
 
@@ -239,29 +242,41 @@ def run(total: int = TASKS, shapes: Sequence[Shape] = GATEWAY_ONLY_SHAPES) -> No
     seconds = enqueue_legacy_tasks(total)  # the old design had no producer: for reference
     sys.stdout.write(f"  baseline enqueue (LPUSH, pipelined): {total / seconds:9.0f} tasks/s\n")
     _clear_legacy_queue()
-    sys.stdout.write(f"  {LEGACY_SHAPE.label}:\n")
+    for processes in API_PROCESSES:
+        plural = "es" if processes > 1 else ""
+        sys.stdout.write(f"  {LEGACY_SHAPE.label}, {processes} API process{plural} each:\n")
+        baselines = _drain_old_designs(total, processes)
+        env = {"GATEWAY_API_WORKERS": str(processes)}
+        with api_process(extra_env=env) as (url, process):
+            enqueue_gateway_tasks(WARM_UP_TASKS)
+            asyncio.run(drive(url, process, LEGACY_SHAPE, WARM_UP_TASKS))
+            rate = total / enqueue_gateway_tasks(total)
+            sys.stdout.write(f"  gateway enqueue (ledger + publish, dedup): {rate:6.0f}/s\n")
+            gateway = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
+            _print_drain("gateway", gateway)
+            for label, baseline in baselines.items():
+                sys.stdout.write(f"  ratio gateway / {label}: {gateway.rate / baseline.rate:.2f}\n")
+            if processes > 1:
+                continue
+            for shape in shapes:
+                enqueue_gateway_tasks(total)
+                sys.stdout.write(f"  {shape.label}, 1 API process:\n")
+                _print_drain("gateway", asyncio.run(drive(url, process, shape, total)))
+
+
+def _drain_old_designs(total: int, processes: int) -> dict[str, DrainReport]:
+    """The old design as it was, and filling each lease up to the capacity, both served by
+    ``processes`` uvicorn processes."""
     baselines: dict[str, DrainReport] = {}
     for label, fill in (("old design", "0"), ("old, filled", "1")):
-        legacy_env = {"LEGACY_FILL_CAPACITY": fill}
-        with api_process(LEGACY_COMMAND, extra_env=legacy_env) as (url, process):
+        env = {"LEGACY_FILL_CAPACITY": fill, "GATEWAY_API_WORKERS": str(processes)}
+        with api_process(LEGACY_COMMAND, extra_env=env) as (url, process):
             enqueue_legacy_tasks(WARM_UP_TASKS)
             asyncio.run(drive(url, process, LEGACY_SHAPE, WARM_UP_TASKS))
             enqueue_legacy_tasks(total)
             baselines[label] = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
         _print_drain(label, baselines[label])
-    with api_process() as (url, process):
-        enqueue_gateway_tasks(WARM_UP_TASKS)
-        asyncio.run(drive(url, process, LEGACY_SHAPE, WARM_UP_TASKS))
-        seconds = enqueue_gateway_tasks(total)
-        sys.stdout.write(f"  gateway enqueue (ledger + publish, dedup): {total / seconds:6.0f}/s\n")
-        gateway = asyncio.run(drive(url, process, LEGACY_SHAPE, total))
-        _print_drain("gateway", gateway)
-        for label, baseline in baselines.items():
-            sys.stdout.write(f"  ratio gateway / {label}: {gateway.rate / baseline.rate:.2f}\n")
-        for shape in shapes:
-            enqueue_gateway_tasks(total)
-            sys.stdout.write(f"  {shape.label}:\n")
-            _print_drain("gateway", asyncio.run(drive(url, process, shape, total)))
+    return baselines
 
 
 def main(argv: list[str]) -> int:

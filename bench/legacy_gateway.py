@@ -6,8 +6,8 @@ No ledger, no leases, no retries: what the old gateway did, as its Python versio
 priority (one ``RPOPLPUSH`` each), whatever the capacity; with ``LEGACY_FILL_CAPACITY=1`` a
 call fills up to ``capacity``, a stronger baseline than the original ever was.
 
-``python -m bench.legacy_gateway`` serves it with uvicorn on GATEWAY_HOST:GATEWAY_PORT,
-exactly as ``python -m gateway_api`` serves the gateway.
+``python -m bench.legacy_gateway`` serves it with uvicorn on GATEWAY_HOST:GATEWAY_PORT, in
+GATEWAY_API_WORKERS processes, exactly as ``python -m gateway_api`` serves the gateway.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def main() -> int:
         factory=True,
         host=os.environ.get("GATEWAY_HOST", "127.0.0.1"),
         port=int(os.environ.get("GATEWAY_PORT", "8000")),
+        workers=int(os.environ.get("GATEWAY_API_WORKERS", "1")),
         log_config=None,
         access_log=False,
         proxy_headers=False,
