@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import random
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -10,7 +10,8 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # A correlation id, not a secret: the process's PRNG, not a getrandom() call per request.
+    return f"{random.getrandbits(128):032x}"
 
 
 def get_request_id() -> str | None:
