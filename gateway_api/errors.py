@@ -155,8 +155,16 @@ async def _on_pool_timeout(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_operational_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OperationalError)
-    if getattr(exc.orig, "pgcode", None) == _QUERY_CANCELED:
+    code = getattr(exc.orig, "pgcode", None)
+    if code == _QUERY_CANCELED:
         message = "the request took longer than its time budget; narrow it and retry"
+        return error_response(
+            503, ErrorCode.SERVICE_UNAVAILABLE, message, headers={"Retry-After": "1"}
+        )
+    if code is None or exc.connection_invalidated:
+        # No answer from the server at all: it is down or restarting.
+        logger.warning("database unreachable: %s", exc.orig)
+        message = "the database is unreachable; retry shortly"
         return error_response(
             503, ErrorCode.SERVICE_UNAVAILABLE, message, headers={"Retry-After": "1"}
         )

@@ -14,6 +14,7 @@ call alone would have raised.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -50,9 +51,11 @@ class GroupCommit(Generic[Call, Answer]):
         future: asyncio.Future[Answer] = loop.create_future()
         self._waiting.append((call, future))
         if self._wants_writer(loop.time()):
-            writer = loop.create_task(self._write_waiting())
+            # A context of its own: the writer serves every caller, not the one that started it
+            # (its log lines must not carry that request's id).
+            writer = loop.create_task(self._write_waiting(), context=contextvars.Context())
             self._writers[writer] = loop.time()
-            writer.add_done_callback(self._forget_writer)
+            writer.add_done_callback(self._forget_writer)  # also when cancelled before starting
         return await future
 
     def _wants_writer(self, now: float) -> bool:
@@ -65,23 +68,31 @@ class GroupCommit(Generic[Call, Answer]):
 
     async def _write_waiting(self) -> None:
         loop, me = asyncio.get_running_loop(), asyncio.current_task()
-        while self._waiting:
-            group = self._waiting[: self._max_group]
-            del self._waiting[: self._max_group]
-            if me is not None:
+        assert me is not None
+        try:
+            while self._waiting:
                 self._writers[me] = loop.time()
-            try:
-                answers = await run_in_threadpool(self._write_group, [call for call, _ in group])
-                for (_, future), answer in zip(group, answers, strict=True):
-                    _settle(future, answer)
-            except Exception as exc:  # noqa: BLE001  each caller of the group gets it raised
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-            finally:  # cancelled with the loop: no caller is left waiting forever
-                for _, future in group:
-                    if not future.done():
-                        future.cancel()
+                await self._write_group_of_waiting()
+        finally:
+            # In the step that found nothing waiting: a call submitted after it sees no writer
+            # and starts one (left to the done callback, it would see this one and wait).
+            self._writers.pop(me, None)
+
+    async def _write_group_of_waiting(self) -> None:
+        group = self._waiting[: self._max_group]
+        del self._waiting[: self._max_group]
+        try:
+            answers = await run_in_threadpool(self._write_group, [call for call, _ in group])
+            for (_, future), answer in zip(group, answers, strict=True):
+                _settle(future, answer)
+        except Exception as exc:  # noqa: BLE001  each caller of the group gets it raised
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:  # cancelled with the loop: no caller is left waiting forever
+            for _, future in group:
+                if not future.done():
+                    future.cancel()
 
 
 def _settle(future: asyncio.Future[Answer], answer: Answer | Exception) -> None:

@@ -151,3 +151,18 @@ def test_a_caller_that_goes_away_does_not_take_its_call_back() -> None:
 
     run(scenario)
     assert writer.groups == [[1], [2, 3]]  # the call was written all the same
+
+
+def test_a_call_made_as_the_last_writer_finishes_is_written() -> None:
+    """The caller woken by its answer submits again at once, before the finished writer's
+    task is done: that call must start a writer of its own, not wait for one that has left."""
+    writer = GatedWriter()
+    writer.gate.set()
+    commit: GroupCommit[int, int] = GroupCommit(writer, max_group=500, max_writers=4, stall_s=60)
+
+    async def scenario() -> None:
+        assert await commit.submit(1) == 10
+        assert await commit.submit(2) == 20
+
+    run(scenario)
+    assert writer.groups == [[1], [2]]

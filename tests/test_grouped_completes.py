@@ -66,6 +66,7 @@ def test_a_group_answers_each_call_as_if_it_were_alone(
     unknown = uuid.uuid4()
     calls = [
         call(mine[0], HOLDER, mine[0]["lease_token"]),  # held, with its token
+        call(mine[1], OTHER, None),  # another worker, before the holder's own call
         call(mine[1], HOLDER, None),  # held, without a token
         call(mine[2], OTHER, mine[2]["lease_token"]),  # another worker
         call(mine[3], HOLDER, mine[3]["lease_token"] + 1),  # a stale token
@@ -75,12 +76,15 @@ def test_a_group_answers_each_call_as_if_it_were_alone(
         call(mine[3], HOLDER, mine[3]["lease_token"]),  # after its stale call, the right one
     ]
 
-    with db_session.begin():
-        answers = complete_each(db_session, calls, now=datetime.now(UTC))
+    before = task_row(db_session, mine[0]["task_id"])["updated_at"]
+    db_session.rollback()
+    answers = complete_each(db_session, calls, now=datetime.now(UTC))
+    db_session.commit()
 
     kinds = [type(answer) for answer in answers]
     assert kinds == [
         CompletionOutcome,
+        Conflict,
         CompletionOutcome,
         Conflict,
         Conflict,
@@ -107,6 +111,7 @@ def test_a_group_answers_each_call_as_if_it_were_alone(
         theirs["task_id"]: "succeeded",
     }
     assert task_row(db_session, mine[2]["task_id"])["leased_by"] == HOLDER
+    assert task_row(db_session, mine[0]["task_id"])["updated_at"] > before
     assert_ledger_balanced(db_session, enqueued=5)
 
 
@@ -153,10 +158,12 @@ def test_two_groups_that_deadlock_are_written_again_call_by_call(
     worker_headers: dict[str, str],
     db_session: Session,
 ) -> None:
-    first, second = leased_tasks(api_client, admin_headers, worker_headers, ["D-1", "D-2"])
-    calls = [call(first, HOLDER, first["lease_token"]), call(second, HOLDER, None)]
-    # Another transaction holds the second task; the group takes the first and waits for it,
-    # then the other transaction asks for the first: a deadlock, which PostgreSQL breaks.
+    tasks = leased_tasks(api_client, admin_headers, worker_headers, ["D-1", "D-2"])
+    first, second = sorted(tasks, key=lambda task: uuid.UUID(task["task_id"]))
+    calls = [call(second, HOLDER, None), call(first, HOLDER, first["lease_token"])]
+    # Another transaction holds the second task; the group locks the first (in id order) and
+    # waits for it, then the other transaction asks for the first: a deadlock, which
+    # PostgreSQL breaks.
     other = get_engine().raw_connection()
     deadlocks_before = count_deadlocks(db_session)
     try:
@@ -175,10 +182,45 @@ def test_two_groups_that_deadlock_are_written_again_call_by_call(
 
     assert count_deadlocks(db_session) == deadlocks_before + 1
     assert answers == [
-        CompletionOutcome(uuid.UUID(first["task_id"]), False),
         CompletionOutcome(uuid.UUID(second["task_id"]), False),
+        CompletionOutcome(uuid.UUID(first["task_id"]), False),
     ]
     assert {task_row(db_session, t["task_id"])["status"] for t in (first, second)} == {"succeeded"}
+
+
+def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_goes_call_by_call(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    free, held = leased_tasks(api_client, admin_headers, worker_headers, ["L-1", "L-2"])
+    calls = [call(free, HOLDER, None), call(held, HOLDER, held["lease_token"])]
+    other = get_engine().raw_connection()
+    try:
+        cursor = other.cursor()
+        cursor.execute("SELECT 1 FROM scrape_tasks WHERE id = %s FOR UPDATE", (held["task_id"],))
+        answers: list[Any] = []
+        writer = threading.Thread(target=lambda: answers.extend(write_completes(calls)))
+        writer.start()
+        # Past the group's lock timeout the free task is written on its own, while the other
+        # transaction still holds the second.
+        wait_for(
+            lambda: task_row(db_session, free["task_id"])["status"] == "succeeded",
+            what="the free task completed",
+        )
+        assert task_row(db_session, held["task_id"])["status"] == "leased"
+        other.commit()
+        writer.join(timeout=30)
+        assert not writer.is_alive()
+    finally:
+        other.close()
+
+    assert answers == [
+        CompletionOutcome(uuid.UUID(free["task_id"]), False),
+        CompletionOutcome(uuid.UUID(held["task_id"]), False),
+    ]
+    assert task_row(db_session, held["task_id"])["status"] == "succeeded"
 
 
 def count_deadlocks(session: Session) -> int:
@@ -200,3 +242,31 @@ def group_waits_for_a_lock(session: Session) -> bool:
         )
     )
     return bool(waiting)
+
+
+def test_with_the_database_unreachable_a_complete_is_a_503_and_the_lease_stands(
+    api_client: TestClient,
+    admin_headers: dict[str, str],
+    worker_headers: dict[str, str],
+    db_session: Session,
+) -> None:
+    from db.session import configure_engine
+    from gateway_localstack.servers import find_free_port
+
+    [task] = leased_tasks(api_client, admin_headers, worker_headers, ["U-1"])
+    route, body = (
+        f"/internal/tasks/{task['task_id']}/complete",
+        {"lease_token": task["lease_token"]},
+    )
+    configure_engine("tests", f"postgresql://nobody@127.0.0.1:{find_free_port()}/gone")
+    try:
+        refused = api_client.post(route, json=body, headers=worker_headers)
+    finally:
+        configure_engine("tests")
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert refused.headers["Retry-After"] == "1"
+    assert task_row(db_session, task["task_id"])["status"] == "leased"
+    done = api_client.post(route, json=body, headers=worker_headers)
+    assert done.status_code == 200 and done.json()["already_completed"] is False, done.text

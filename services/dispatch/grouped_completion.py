@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from psycopg2.errors import TransactionRollbackError
+from psycopg2.errors import LockNotAvailable, TransactionRollbackError
 from sqlalchemy import DateTime, Integer, String, Uuid, column, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,6 +23,11 @@ from db.models import ScrapeTask, TaskStatus
 from db.session import session_scope
 from services.dispatch.leases import CompletionOutcome, complete_lease, note_succeeded
 from services.errors import ServiceError
+
+GROUP_LOCK_TIMEOUT = "2s"
+_SET_GROUP_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{GROUP_LOCK_TIMEOUT}'")
+# Errors that come from the rows a group names, not from the database: worth a call-by-call try.
+_ONE_CALLS_TROUBLE = (TransactionRollbackError, LockNotAvailable)
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,19 @@ class BatchItemError:
 
 # Each call's (task, worker, token) travels as one element of three arrays. A task named twice
 # is updated once (the first matching call wins; the others find it done, as they would alone).
+# The rows are locked in id order before any is updated, so two groups, or a group and a batch,
+# cannot deadlock over the same tasks.
 _COMPLETE_HELD_GROUP = (
     text(
         f"UPDATE {ScrapeTask.__tablename__} AS t"
-        " SET status = :succeeded, finished_at = :now, lease_expires_at = NULL"
-        " FROM unnest(CAST(:ids AS uuid[]), CAST(:workers AS text[]), CAST(:tokens AS integer[]))"
+        " SET status = :succeeded, finished_at = :now, lease_expires_at = NULL,"
+        " updated_at = now()"
+        f" FROM (SELECT id FROM {ScrapeTask.__tablename__}"
+        " WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE) AS locked,"
+        " unnest(CAST(:ids AS uuid[]), CAST(:workers AS text[]), CAST(:tokens AS integer[]))"
         " AS c(id, worker_id, lease_token)"
-        " WHERE t.id = c.id AND t.status = :leased AND t.leased_by = c.worker_id"
+        " WHERE t.id = locked.id AND t.id = c.id AND t.status = :leased"
+        " AND t.leased_by = c.worker_id"
         " AND (c.lease_token IS NULL OR t.lease_token = c.lease_token)"
         " RETURNING t.id, t.platform, t.started_at, coalesce(t.published_at, t.created_at),"
         " t.leased_by, t.lease_token"
@@ -64,11 +75,6 @@ _COMPLETE_HELD_GROUP = (
         column("leased_by", String),
         column("lease_token", Integer),
     )
-)
-
-_LOCK_IN_ID_ORDER = text(
-    f"SELECT id FROM {ScrapeTask.__tablename__} WHERE id = ANY(CAST(:ids AS uuid[]))"
-    " ORDER BY id FOR UPDATE"
 )
 
 
@@ -92,16 +98,7 @@ def complete_each(
     held = {row.id: (row.leased_by, row.lease_token) for row in rows}
     answers: list[CompleteAnswer] = []
     for call in calls:
-        holder = held.get(call.task_id)
-        if (
-            holder is not None
-            and holder[0] == call.worker_id
-            and call.lease_token
-            in (
-                None,
-                holder[1],
-            )
-        ):
+        if _was_completed_for(call, held):
             del held[call.task_id]  # a repeat of the task in this group finds it done
             answers.append(CompletionOutcome(call.task_id, False))
             continue
@@ -120,6 +117,14 @@ def complete_each(
     return answers
 
 
+def _was_completed_for(call: CompleteCall, held: dict[uuid.UUID, tuple[str, int | None]]) -> bool:
+    """The group's statement completed this call's task under this call's own lease."""
+    if call.task_id not in held:
+        return False
+    worker_id, token = held[call.task_id]
+    return worker_id == call.worker_id and call.lease_token in (None, token)
+
+
 def complete_leases(
     session: Session,
     items: Sequence[tuple[uuid.UUID, int | None]],
@@ -130,8 +135,6 @@ def complete_leases(
     """A worker's batch complete: each item succeeds or fails on its own."""
     if not items:
         return [], []
-    # Lock in id order first, so two overlapping batches cannot deadlock.
-    session.execute(_LOCK_IN_ID_ORDER, {"ids": sorted({str(task_id) for task_id, _ in items})})
     calls = [CompleteCall(task_id, worker_id, token) for task_id, token in items]
     done: list[CompletionOutcome] = []
     errors: list[BatchItemError] = []
@@ -144,14 +147,21 @@ def complete_leases(
 
 
 def write_completes(calls: Sequence[CompleteCall]) -> list[CompleteAnswer | Exception]:
-    """``complete_each`` in a transaction of its own. Two groups that name the same tasks may
-    deadlock; the one PostgreSQL aborts is written again call by call, so each call still gets
-    its own answer. Any other database error is the whole group's."""
+    """``complete_each`` in a transaction of its own.
+
+    A group waits at most ``GROUP_LOCK_TIMEOUT`` for a row lock held elsewhere (a fail, the
+    reaper, an operator), and a group PostgreSQL aborts to break a deadlock is not lost: either
+    way it is written again call by call, each call waiting as long as it would alone, so only
+    the call that needs the locked row waits for it. Any other database error is the whole
+    group's (the database is down, say).
+    """
     try:
         with session_scope() as session:
+            if len(calls) > 1:
+                session.execute(_SET_GROUP_LOCK_TIMEOUT)
             return list(complete_each(session, calls, now=datetime.now(UTC)))
     except DBAPIError as exc:
-        if len(calls) == 1 or not isinstance(exc.orig, TransactionRollbackError):
+        if len(calls) == 1 or not isinstance(exc.orig, _ONE_CALLS_TROUBLE):
             raise
     answers: list[CompleteAnswer | Exception] = []
     for call in calls:
