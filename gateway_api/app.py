@@ -34,13 +34,14 @@ from gateway_api.routes import (
     work,
 )
 from observability.logs import configure_logging
-from services.dispatch.grouped_completion import write_completes
+from services.dispatch.grouped_completion import is_one_calls_trouble, write_completes
 from services.dispatch.work_waiters import WorkWaiters
 from services.raw_spool import remove_stale_spool_files
 from settings import get_settings
 
 # Single completes are written in groups of up to 500, by one writer; up to four when groups
-# stall (gateway_api.group_commit).
+# stall; a group held up by a row lock or a deadlock is written again call by call, each call
+# alone (gateway_api.group_commit).
 COMPLETE_GROUP_MAX = 500
 COMPLETE_GROUP_WRITERS = 4
 COMPLETE_GROUP_STALL_S = 0.1
@@ -67,6 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_group=COMPLETE_GROUP_MAX,
         max_writers=COMPLETE_GROUP_WRITERS,
         stall_s=COMPLETE_GROUP_STALL_S,
+        split_on=is_one_calls_trouble,
     )
     waiters.start()
     _freeze_what_startup_loaded()

@@ -8,7 +8,10 @@ every writer has been on its group for ``stall_s`` (a row lock held elsewhere, s
 group does not hold up every call of the process.
 
 The writer function returns one answer per call, in order: a value, or the exception that
-call alone would have raised.
+call alone would have raised. A group that fails as a whole raises; its callers get that
+error, unless ``split_on`` says the failure came from the calls themselves (a row lock held
+elsewhere, a deadlock): then each call is written again alone, all at once, and each caller
+gets its own answer as soon as its own write is done.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ class GroupCommit(Generic[Call, Answer]):
         max_group: int,
         max_writers: int,
         stall_s: float,
+        split_on: Callable[[Exception], bool] = lambda _: False,
     ) -> None:
         self._write_group = write_group
         self._max_group = max_group
         self._max_writers = max_writers
         self._stall_s = stall_s
+        self._split_on = split_on
         self._waiting: list[tuple[Call, asyncio.Future[Answer]]] = []
         # Each writer, and when the group it is writing was handed to the threadpool.
         self._writers: dict[asyncio.Task[None], float] = {}
@@ -86,13 +91,23 @@ class GroupCommit(Generic[Call, Answer]):
             for (_, future), answer in zip(group, answers, strict=True):
                 _settle(future, answer)
         except Exception as exc:  # noqa: BLE001  each caller of the group gets it raised
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
+            if len(group) > 1 and self._split_on(exc):
+                await asyncio.gather(*(self._write_alone(call, future) for call, future in group))
+            else:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
         finally:  # cancelled with the loop: no caller is left waiting forever
             for _, future in group:
                 if not future.done():
                     future.cancel()
+
+    async def _write_alone(self, call: Call, future: asyncio.Future[Answer]) -> None:
+        try:
+            [answer] = await run_in_threadpool(self._write_group, [call])
+        except Exception as exc:  # noqa: BLE001  its caller gets it raised
+            answer = exc
+        _settle(future, answer)
 
 
 def _settle(future: asyncio.Future[Answer], answer: Answer | Exception) -> None:

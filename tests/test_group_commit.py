@@ -166,3 +166,38 @@ def test_a_call_made_as_the_last_writer_finishes_is_written() -> None:
 
     run(scenario)
     assert writer.groups == [[1], [2]]
+
+
+class RowHeldElsewhere(Exception):
+    """What a group's write raises when one of its rows is locked by someone else."""
+
+
+def test_a_group_that_fails_for_one_call_is_written_again_each_call_alone() -> None:
+    written: list[list[int]] = []
+
+    def write(calls: list[int]) -> list[int | Exception]:
+        written.append(list(calls))
+        if len(calls) > 1 and 2 in calls:
+            raise RowHeldElsewhere("call 2's row")
+        if calls == [2]:
+            raise ValueError("call 2 alone")
+        return [n * 10 for n in calls]
+
+    commit: GroupCommit[int, int] = GroupCommit(
+        write,
+        max_group=500,
+        max_writers=1,
+        stall_s=60,
+        split_on=lambda exc: isinstance(exc, RowHeldElsewhere),
+    )
+
+    async def scenario() -> None:
+        answers = await asyncio.gather(
+            *(commit.submit(n) for n in (1, 2, 3)), return_exceptions=True
+        )
+        assert answers[0] == 10 and answers[2] == 30
+        assert isinstance(answers[1], ValueError)
+
+    run(scenario)
+    assert written[0] == [1, 2, 3]
+    assert sorted(written[1:]) == [[1], [2], [3]]

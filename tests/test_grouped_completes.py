@@ -3,12 +3,13 @@
 The API gathers the completes that arrive while a group is being written (``GroupCommit``)
 and writes them in one transaction (``complete_each``). A group mixes workers, tokens,
 repeats and refusals; a refused call changes nothing, and the others of its group are
-written all the same. Two groups that deadlock over the same tasks are written again call by
-call.
+written all the same. A group that a deadlock breaks, or that waits too long for a row held
+elsewhere, is written again, each call alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.session import get_engine
-from services.dispatch.grouped_completion import CompleteCall, complete_each, write_completes
+from gateway_api.group_commit import GroupCommit
+from services.dispatch.grouped_completion import (
+    CompleteCall,
+    complete_each,
+    is_one_calls_trouble,
+    write_completes,
+)
 from services.dispatch.leases import CompletionOutcome
 from services.errors import Conflict, NotFound
 from tests.dispatch_helpers import (  # clean_dispatch_queues: autouse fixture
@@ -152,7 +159,7 @@ def test_concurrent_completes_over_http_each_get_their_own_answer(
     assert_ledger_balanced(db_session, enqueued=len(tasks))
 
 
-def test_two_groups_that_deadlock_are_written_again_call_by_call(
+def test_a_group_a_deadlock_breaks_is_written_again_each_call_alone(
     api_client: TestClient,
     admin_headers: dict[str, str],
     worker_headers: dict[str, str],
@@ -169,9 +176,8 @@ def test_two_groups_that_deadlock_are_written_again_call_by_call(
     try:
         cursor = other.cursor()
         cursor.execute("SELECT 1 FROM scrape_tasks WHERE id = %s FOR UPDATE", (second["task_id"],))
-        answers: list[Any] = []
-        writer = threading.Thread(target=lambda: answers.extend(write_completes(calls)))
-        writer.start()
+        answers: dict[int, Any] = {}
+        writer = write_as_one_group(calls, answers)
         wait_for(lambda: group_waits_for_a_lock(db_session), what="the group to wait")
         cursor.execute("UPDATE scrape_tasks SET priority = 1 WHERE id = %s", (first["task_id"],))
         other.commit()
@@ -181,14 +187,14 @@ def test_two_groups_that_deadlock_are_written_again_call_by_call(
         other.close()
 
     assert count_deadlocks(db_session) == deadlocks_before + 1
-    assert answers == [
+    assert [answers[0], answers[1]] == [
         CompletionOutcome(uuid.UUID(second["task_id"]), False),
         CompletionOutcome(uuid.UUID(first["task_id"]), False),
     ]
     assert {task_row(db_session, t["task_id"])["status"] for t in (first, second)} == {"succeeded"}
 
 
-def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_goes_call_by_call(
+def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_each_call_alone(
     api_client: TestClient,
     admin_headers: dict[str, str],
     worker_headers: dict[str, str],
@@ -200,15 +206,13 @@ def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_goes_call_by_c
     try:
         cursor = other.cursor()
         cursor.execute("SELECT 1 FROM scrape_tasks WHERE id = %s FOR UPDATE", (held["task_id"],))
-        answers: list[Any] = []
-        writer = threading.Thread(target=lambda: answers.extend(write_completes(calls)))
-        writer.start()
-        # Past the group's lock timeout the free task is written on its own, while the other
-        # transaction still holds the second.
-        wait_for(
-            lambda: task_row(db_session, free["task_id"])["status"] == "succeeded",
-            what="the free task completed",
-        )
+        answers: dict[int, Any] = {}
+        writer = write_as_one_group(calls, answers)
+        # Past the group's lock timeout each call is written alone: the free task's caller has
+        # its answer while the other transaction still holds the second task.
+        wait_for(lambda: 0 in answers, what="the free task's answer")
+        assert answers[0] == CompletionOutcome(uuid.UUID(free["task_id"]), False)
+        assert 1 not in answers
         assert task_row(db_session, held["task_id"])["status"] == "leased"
         other.commit()
         writer.join(timeout=30)
@@ -216,11 +220,30 @@ def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_goes_call_by_c
     finally:
         other.close()
 
-    assert answers == [
-        CompletionOutcome(uuid.UUID(free["task_id"]), False),
-        CompletionOutcome(uuid.UUID(held["task_id"]), False),
-    ]
+    assert answers[1] == CompletionOutcome(uuid.UUID(held["task_id"]), False)
     assert task_row(db_session, held["task_id"])["status"] == "succeeded"
+
+
+def write_as_one_group(calls: list[CompleteCall], answers: dict[int, Any]) -> threading.Thread:
+    """Submit ``calls`` to a group commit as the API does, all in one group, on an event loop
+    in a thread; each answer (or error) lands in ``answers`` under its call's index."""
+    commit: GroupCommit[CompleteCall, CompletionOutcome] = GroupCommit(
+        write_completes, max_group=500, max_writers=1, stall_s=60, split_on=is_one_calls_trouble
+    )
+
+    async def one(index: int, complete: CompleteCall) -> None:
+        try:
+            answers[index] = await commit.submit(complete)
+        except Exception as exc:  # noqa: BLE001  the test reads it
+            answers[index] = exc
+
+    async def submit_all() -> None:
+        # Submitted in one step of the loop: the writer takes them all as one group.
+        await asyncio.gather(*(one(n, complete) for n, complete in enumerate(calls)))
+
+    thread = threading.Thread(target=asyncio.run, args=(submit_all(),))
+    thread.start()
+    return thread
 
 
 def count_deadlocks(session: Session) -> int:

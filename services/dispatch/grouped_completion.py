@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from psycopg2.errors import LockNotAvailable, TransactionRollbackError
 from sqlalchemy import DateTime, Integer, String, Uuid, column, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from db.models import ScrapeTask, TaskStatus
@@ -26,7 +26,6 @@ from services.errors import ServiceError
 
 GROUP_LOCK_TIMEOUT = "2s"
 _SET_GROUP_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{GROUP_LOCK_TIMEOUT}'")
-# Errors that come from the rows a group names, not from the database: worth a call-by-call try.
 _ONE_CALLS_TROUBLE = (TransactionRollbackError, LockNotAvailable)
 
 
@@ -146,27 +145,18 @@ def complete_leases(
     return done, errors
 
 
-def write_completes(calls: Sequence[CompleteCall]) -> list[CompleteAnswer | Exception]:
-    """``complete_each`` in a transaction of its own.
+def write_completes(calls: Sequence[CompleteCall]) -> list[CompleteAnswer]:
+    """``complete_each`` in a transaction of its own. A group (more than one call) waits at
+    most ``GROUP_LOCK_TIMEOUT`` for a row lock held elsewhere (a fail, the reaper, an
+    operator); past that it fails as a whole, and ``is_one_calls_trouble`` says so."""
+    with session_scope() as session:
+        if len(calls) > 1:
+            session.execute(_SET_GROUP_LOCK_TIMEOUT)
+        return complete_each(session, calls, now=datetime.now(UTC))
 
-    A group waits at most ``GROUP_LOCK_TIMEOUT`` for a row lock held elsewhere (a fail, the
-    reaper, an operator), and a group PostgreSQL aborts to break a deadlock is not lost: either
-    way it is written again call by call, each call waiting as long as it would alone, so only
-    the call that needs the locked row waits for it. Any other database error is the whole
-    group's (the database is down, say).
-    """
-    try:
-        with session_scope() as session:
-            if len(calls) > 1:
-                session.execute(_SET_GROUP_LOCK_TIMEOUT)
-            return list(complete_each(session, calls, now=datetime.now(UTC)))
-    except DBAPIError as exc:
-        if len(calls) == 1 or not isinstance(exc.orig, _ONE_CALLS_TROUBLE):
-            raise
-    answers: list[CompleteAnswer | Exception] = []
-    for call in calls:
-        try:
-            answers.extend(write_completes([call]))
-        except SQLAlchemyError as exc:
-            answers.append(exc)
-    return answers
+
+def is_one_calls_trouble(exc: Exception) -> bool:
+    """A group's failure that comes from the rows it names (a lock held elsewhere, a deadlock
+    PostgreSQL broke), not from the database: each call is worth writing again alone, where it
+    waits for its row as long as it would have without the group."""
+    return isinstance(exc, DBAPIError) and isinstance(exc.orig, _ONE_CALLS_TROUBLE)
