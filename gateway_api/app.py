@@ -40,8 +40,8 @@ from services.raw_spool import remove_stale_spool_files
 from settings import get_settings
 
 # Single completes are written in groups of up to 500, by one writer; up to four when groups
-# stall; a group held up by a row lock or a deadlock is written again call by call, each call
-# alone (gateway_api.group_commit).
+# stall; a group held up by a row lock or a deadlock is written again, each call alone
+# (gateway_api.group_commit).
 COMPLETE_GROUP_MAX = 500
 COMPLETE_GROUP_WRITERS = 4
 COMPLETE_GROUP_STALL_S = 0.1

@@ -10,8 +10,10 @@ group does not hold up every call of the process.
 The writer function returns one answer per call, in order: a value, or the exception that
 call alone would have raised. A group that fails as a whole raises; its callers get that
 error, unless ``split_on`` says the failure came from the calls themselves (a row lock held
-elsewhere, a deadlock): then each call is written again alone, all at once, and each caller
-gets its own answer as soon as its own write is done.
+elsewhere, a deadlock): then each call is written again alone, in a task of its own (at most
+``max_alone`` at once), and each caller gets its answer as soon as its own write is done. The
+writer goes back to the queue meanwhile: a call waiting for a row held elsewhere holds up
+only itself.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ class GroupCommit(Generic[Call, Answer]):
         max_writers: int,
         stall_s: float,
         split_on: Callable[[Exception], bool] = lambda _: False,
+        max_alone: int = 8,
     ) -> None:
         self._write_group = write_group
         self._max_group = max_group
         self._max_writers = max_writers
         self._stall_s = stall_s
         self._split_on = split_on
+        self._alone_slots = asyncio.Semaphore(max_alone)
+        self._alone: set[asyncio.Task[None]] = set()
         self._waiting: list[tuple[Call, asyncio.Future[Answer]]] = []
         # Each writer, and when the group it is writing was handed to the threadpool.
         self._writers: dict[asyncio.Task[None], float] = {}
@@ -92,7 +97,9 @@ class GroupCommit(Generic[Call, Answer]):
                 _settle(future, answer)
         except Exception as exc:  # noqa: BLE001  each caller of the group gets it raised
             if len(group) > 1 and self._split_on(exc):
-                await asyncio.gather(*(self._write_alone(call, future) for call, future in group))
+                for call, future in group:
+                    self._start_alone(call, future)
+                group = []  # each call's own task answers it now
             else:
                 for _, future in group:
                     if not future.done():
@@ -102,12 +109,22 @@ class GroupCommit(Generic[Call, Answer]):
                 if not future.done():
                     future.cancel()
 
+    def _start_alone(self, call: Call, future: asyncio.Future[Answer]) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._write_alone(call, future), context=contextvars.Context())
+        self._alone.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._alone.discard)
+
     async def _write_alone(self, call: Call, future: asyncio.Future[Answer]) -> None:
         try:
-            [answer] = await run_in_threadpool(self._write_group, [call])
+            async with self._alone_slots:
+                [answer] = await run_in_threadpool(self._write_group, [call])
+            _settle(future, answer)
         except Exception as exc:  # noqa: BLE001  its caller gets it raised
-            answer = exc
-        _settle(future, answer)
+            _settle(future, exc)
+        finally:  # cancelled with the loop
+            if not future.done():
+                future.cancel()
 
 
 def _settle(future: asyncio.Future[Answer], answer: Answer | Exception) -> None:

@@ -172,16 +172,17 @@ class RowHeldElsewhere(Exception):
     """What a group's write raises when one of its rows is locked by someone else."""
 
 
-def test_a_group_that_fails_for_one_call_is_written_again_each_call_alone() -> None:
+def test_a_group_held_up_by_one_call_answers_the_others_while_that_call_still_waits() -> None:
+    row_2_released = threading.Event()
     written: list[list[int]] = []
 
     def write(calls: list[int]) -> list[int | Exception]:
         written.append(list(calls))
-        if len(calls) > 1 and 2 in calls:
-            raise RowHeldElsewhere("call 2's row")
-        if calls == [2]:
-            raise ValueError("call 2 alone")
-        return [n * 10 for n in calls]
+        if 2 in calls:
+            if len(calls) > 1:
+                raise RowHeldElsewhere("call 2's row")
+            assert row_2_released.wait(timeout=30)  # alone, call 2 waits for its row
+        return [ValueError("call 3") if n == 3 else n * 10 for n in calls]
 
     commit: GroupCommit[int, int] = GroupCommit(
         write,
@@ -192,12 +193,16 @@ def test_a_group_that_fails_for_one_call_is_written_again_each_call_alone() -> N
     )
 
     async def scenario() -> None:
-        answers = await asyncio.gather(
-            *(commit.submit(n) for n in (1, 2, 3)), return_exceptions=True
-        )
-        assert answers[0] == 10 and answers[2] == 30
-        assert isinstance(answers[1], ValueError)
+        first, second, third = (asyncio.create_task(commit.submit(n)) for n in (2, 1, 3))
+        assert await second == 10  # answered while call 2 is still held
+        with pytest.raises(ValueError, match="call 3"):
+            await third
+        assert not first.done()
+        # The writer is free meanwhile: a new call is written at once.
+        assert await commit.submit(4) == 40
+        row_2_released.set()
+        assert await first == 20
 
     run(scenario)
-    assert written[0] == [1, 2, 3]
-    assert sorted(written[1:]) == [[1], [2], [3]]
+    assert written[0] == [2, 1, 3]
+    assert sorted(written[1:4]) == [[1], [2], [3]] and written[4] == [4]

@@ -10,8 +10,10 @@ elsewhere, is written again, each call alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from db.session import get_engine
 from gateway_api.group_commit import GroupCommit
 from services.dispatch.grouped_completion import (
+    CompleteAnswer,
     CompleteCall,
     complete_each,
     is_one_calls_trouble,
@@ -177,7 +180,11 @@ def test_a_group_a_deadlock_breaks_is_written_again_each_call_alone(
         cursor = other.cursor()
         cursor.execute("SELECT 1 FROM scrape_tasks WHERE id = %s FOR UPDATE", (second["task_id"],))
         answers: dict[int, Any] = {}
-        writer = write_as_one_group(calls, answers)
+        # A lock timeout far past PostgreSQL's deadlock check (1 s): on a slow machine the
+        # deadlock, not the timeout, must be what stops the group.
+        writer = write_as_one_group(
+            calls, answers, write=functools.partial(write_completes, group_lock_timeout_s=60)
+        )
         wait_for(lambda: group_waits_for_a_lock(db_session), what="the group to wait")
         cursor.execute("UPDATE scrape_tasks SET priority = 1 WHERE id = %s", (first["task_id"],))
         other.commit()
@@ -186,7 +193,8 @@ def test_a_group_a_deadlock_breaks_is_written_again_each_call_alone(
     finally:
         other.close()
 
-    assert count_deadlocks(db_session) == deadlocks_before + 1
+    # The statistics reach pg_stat_database when the backend flushes them (within 1-10 s).
+    wait_for(lambda: count_deadlocks(db_session) == deadlocks_before + 1, what="the deadlock")
     assert [answers[0], answers[1]] == [
         CompletionOutcome(uuid.UUID(second["task_id"]), False),
         CompletionOutcome(uuid.UUID(first["task_id"]), False),
@@ -200,8 +208,8 @@ def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_each_call_alon
     worker_headers: dict[str, str],
     db_session: Session,
 ) -> None:
-    free, held = leased_tasks(api_client, admin_headers, worker_headers, ["L-1", "L-2"])
-    calls = [call(free, HOLDER, None), call(held, HOLDER, held["lease_token"])]
+    held, free = leased_tasks(api_client, admin_headers, worker_headers, ["L-1", "L-2"])
+    calls = [call(held, HOLDER, held["lease_token"]), call(free, HOLDER, None)]
     other = get_engine().raw_connection()
     try:
         cursor = other.cursor()
@@ -210,9 +218,9 @@ def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_each_call_alon
         writer = write_as_one_group(calls, answers)
         # Past the group's lock timeout each call is written alone: the free task's caller has
         # its answer while the other transaction still holds the second task.
-        wait_for(lambda: 0 in answers, what="the free task's answer")
-        assert answers[0] == CompletionOutcome(uuid.UUID(free["task_id"]), False)
-        assert 1 not in answers
+        wait_for(lambda: 1 in answers, what="the free task's answer")
+        assert answers[1] == CompletionOutcome(uuid.UUID(free["task_id"]), False)
+        assert 0 not in answers
         assert task_row(db_session, held["task_id"])["status"] == "leased"
         other.commit()
         writer.join(timeout=30)
@@ -220,15 +228,20 @@ def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_each_call_alon
     finally:
         other.close()
 
-    assert answers[1] == CompletionOutcome(uuid.UUID(held["task_id"]), False)
+    assert answers[0] == CompletionOutcome(uuid.UUID(held["task_id"]), False)
     assert task_row(db_session, held["task_id"])["status"] == "succeeded"
 
 
-def write_as_one_group(calls: list[CompleteCall], answers: dict[int, Any]) -> threading.Thread:
+def write_as_one_group(
+    calls: list[CompleteCall],
+    answers: dict[int, Any],
+    *,
+    write: Callable[[list[CompleteCall]], list[CompleteAnswer]] = write_completes,
+) -> threading.Thread:
     """Submit ``calls`` to a group commit as the API does, all in one group, on an event loop
     in a thread; each answer (or error) lands in ``answers`` under its call's index."""
     commit: GroupCommit[CompleteCall, CompletionOutcome] = GroupCommit(
-        write_completes, max_group=500, max_writers=1, stall_s=60, split_on=is_one_calls_trouble
+        write, max_group=500, max_writers=1, stall_s=60, split_on=is_one_calls_trouble
     )
 
     async def one(index: int, complete: CompleteCall) -> None:

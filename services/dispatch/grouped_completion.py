@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from psycopg2.errors import LockNotAvailable, TransactionRollbackError
+from psycopg2.errors import DeadlockDetected, LockNotAvailable
 from sqlalchemy import DateTime, Integer, String, Uuid, column, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -24,9 +24,9 @@ from db.session import session_scope
 from services.dispatch.leases import CompletionOutcome, complete_lease, note_succeeded
 from services.errors import ServiceError
 
-GROUP_LOCK_TIMEOUT = "2s"
-_SET_GROUP_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{GROUP_LOCK_TIMEOUT}'")
-_ONE_CALLS_TROUBLE = (TransactionRollbackError, LockNotAvailable)
+GROUP_LOCK_TIMEOUT_S = 2.0
+_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :timeout, true)")
+_ONE_CALLS_TROUBLE = (DeadlockDetected, LockNotAvailable)
 
 
 @dataclass(frozen=True)
@@ -145,13 +145,17 @@ def complete_leases(
     return done, errors
 
 
-def write_completes(calls: Sequence[CompleteCall]) -> list[CompleteAnswer]:
+def write_completes(
+    calls: Sequence[CompleteCall], *, group_lock_timeout_s: float = GROUP_LOCK_TIMEOUT_S
+) -> list[CompleteAnswer]:
     """``complete_each`` in a transaction of its own. A group (more than one call) waits at
-    most ``GROUP_LOCK_TIMEOUT`` for a row lock held elsewhere (a fail, the reaper, an
-    operator); past that it fails as a whole, and ``is_one_calls_trouble`` says so."""
+    most ``group_lock_timeout_s`` for a row lock held elsewhere (a fail, the reaper, an
+    operator); past that it fails as a whole, and ``is_one_calls_trouble`` says so. A call
+    alone waits as long as it takes, as it always has."""
     with session_scope() as session:
         if len(calls) > 1:
-            session.execute(_SET_GROUP_LOCK_TIMEOUT)
+            timeout = f"{round(group_lock_timeout_s * 1000)}ms"
+            session.execute(_SET_LOCK_TIMEOUT, {"timeout": timeout})
         return complete_each(session, calls, now=datetime.now(UTC))
 
 
