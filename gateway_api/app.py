@@ -11,10 +11,10 @@ from fastapi import FastAPI
 
 from db.session import configure_engine, configure_public_engine
 from gateway_api.api_docs import SERVER_ERRORS, TAGS, install_offline_docs
+from gateway_api.complete_groups import make_complete_groups
 from gateway_api.dispatch_metrics import install_dispatch_metrics
 from gateway_api.edge import EdgeGuardMiddleware
 from gateway_api.errors import install_error_handlers
-from gateway_api.group_commit import GroupCommit
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.public_api import install_public_api
 from gateway_api.routes import (
@@ -34,17 +34,9 @@ from gateway_api.routes import (
     work,
 )
 from observability.logs import configure_logging
-from services.dispatch.grouped_completion import is_one_calls_trouble, write_completes
 from services.dispatch.work_waiters import WorkWaiters
 from services.raw_spool import remove_stale_spool_files
 from settings import get_settings
-
-# Single completes are written in groups of up to 500, by one writer; up to four when groups
-# stall; a group held up by a row lock or a deadlock is written again, each call alone
-# (gateway_api.group_commit).
-COMPLETE_GROUP_MAX = 500
-COMPLETE_GROUP_WRITERS = 4
-COMPLETE_GROUP_STALL_S = 0.1
 
 
 @functools.cache  # once per process (tests run many lifespans in one)
@@ -63,13 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     waiters = WorkWaiters(redis_url=settings.cache_url, safety_poll_s=settings.work_safety_poll_s)
     app.state.work_waiters = waiters
-    app.state.completes = GroupCommit(
-        write_completes,
-        max_group=COMPLETE_GROUP_MAX,
-        max_writers=COMPLETE_GROUP_WRITERS,
-        stall_s=COMPLETE_GROUP_STALL_S,
-        split_on=is_one_calls_trouble,
-    )
+    app.state.completes = make_complete_groups()
     waiters.start()
     _freeze_what_startup_loaded()
     try:

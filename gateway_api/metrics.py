@@ -24,6 +24,16 @@ REQUEST_DURATION = Histogram(
     ["method", "path"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+COMPLETE_GROUP_SIZE = Histogram(
+    "gateway_complete_group_size",
+    "Single completes written per transaction by the group commit (1: no grouping)",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+)
+COMPLETE_GROUPS_SPLIT = Counter(
+    "gateway_complete_groups_split_total",
+    "Groups of completes held up by a row locked elsewhere, or a deadlock, and written again"
+    " call by call",
+)
 UNMATCHED_ROUTE = "<unmatched>"
 # Collectors that read true figures at scrape time (ledger, Redis); served in both modes.
 LIVE_COLLECTORS: list[Collector] = []

@@ -91,6 +91,7 @@ PANEL_SERIES: dict[str, tuple[str, Labels]] = {
     "Public API calls/s by tier": ("gateway_public_requests_total", {"tier": "anonymous"}),
     "API requests/s by route": ("gateway_requests_total", {"path": "/internal/work"}),
     "API 5xx responses/s": ("gateway_requests_total", {"path": "/internal/work", "status": "503"}),
+    "Single completes per group p50 / p95": ("gateway_complete_group_size_bucket", {"le": "+Inf"}),
     "API p95 latency by route": (
         "gateway_request_duration_seconds_bucket",
         {"path": "/internal/work", "le": "+Inf"},

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -147,8 +148,10 @@ def test_concurrent_completes_over_http_each_get_their_own_answer(
         )
         return headers["X-Worker-ID"], response.status_code, response.json()
 
+    written_before = complete_group_figures(api_client)
     with ThreadPoolExecutor(max_workers=24) as pool:
         answers = list(pool.map(complete, calls))
+    written_after = complete_group_figures(api_client)
 
     by_holder = [(status, body) for worker, status, body in answers if worker == HOLDER]
     assert {status for status, _ in by_holder} == {200}, by_holder
@@ -160,6 +163,10 @@ def test_concurrent_completes_over_http_each_get_their_own_answer(
     assert refused == [(409, "CONFLICT")] * len(tasks)
     assert {task_row(db_session, t["task_id"])["status"] for t in tasks} == {"succeeded"}
     assert_ledger_balanced(db_session, enqueued=len(tasks))
+    # Operators see every call written once, in groups of one or more.
+    calls_written = written_after["sum"] - written_before["sum"]
+    groups = written_after["count"] - written_before["count"]
+    assert calls_written == len(calls) and 1 <= groups <= len(calls)
 
 
 def test_a_group_a_deadlock_breaks_is_written_again_each_call_alone(
@@ -230,6 +237,17 @@ def test_a_group_waits_for_a_row_held_elsewhere_only_briefly_then_each_call_alon
 
     assert answers[0] == CompletionOutcome(uuid.UUID(held["task_id"]), False)
     assert task_row(db_session, held["task_id"])["status"] == "succeeded"
+
+
+def complete_group_figures(api_client: TestClient) -> dict[str, float]:
+    """The group-size histogram's sum (calls written) and count (groups) on ``/metrics``."""
+    figures = {"sum": 0.0, "count": 0.0}
+    for family in text_string_to_metric_families(api_client.get("/metrics").text):
+        for sample in family.samples:
+            part = sample.name.removeprefix("gateway_complete_group_size_")
+            if part in figures:
+                figures[part] += sample.value
+    return figures
 
 
 def write_as_one_group(

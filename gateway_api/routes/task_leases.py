@@ -14,8 +14,8 @@ from db.session import session_scope
 from gateway_api import worker_examples
 from gateway_api.api_docs import WORKER_ERRORS, error_responses
 from gateway_api.auth import WorkerDep
+from gateway_api.complete_groups import CompleteGroups
 from gateway_api.deps import SessionDep
-from gateway_api.group_commit import GroupCommit
 from gateway_api.optional_bodies import documented_body, read_json_object, validate_optional_body
 from gateway_api.schemas import INT32_MAX, Text
 from services.dispatch.failures import WORKER_REASONS, classify_worker_reason
@@ -25,7 +25,6 @@ from settings import get_settings
 
 router = APIRouter(prefix="/internal/tasks", tags=["workers"], responses=WORKER_ERRORS)
 MAX_BATCH = 1000
-CompleteGroups = GroupCommit[CompleteCall, CompletionOutcome]
 
 
 class LeaseRef(BaseModel):
