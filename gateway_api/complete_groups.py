@@ -22,8 +22,9 @@ CompleteGroups = GroupCommit[CompleteCall, CompletionOutcome]
 
 
 def _write_counted(calls: list[CompleteCall]) -> list[CompleteAnswer]:
-    COMPLETE_GROUP_SIZE.observe(len(calls))
-    return write_completes(calls)
+    answers = write_completes(calls)
+    COMPLETE_GROUP_SIZE.observe(len(calls))  # written: a split group's calls count alone
+    return answers
 
 
 def _split_counted(exc: Exception) -> bool:
