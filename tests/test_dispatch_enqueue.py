@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.models import ScrapeTask
@@ -214,6 +215,32 @@ def test_a_long_publish_marks_its_rows_published_as_it_goes(
     assert seen_unpublished[3] == set(ids[3:])
     assert all(task_row(db_session, task_id)["published_at"] for task_id in ids)
     assert_queue_depth(7, "demo")
+
+
+def test_marking_rows_published_skips_a_row_another_transaction_holds(
+    db_session: Session,
+) -> None:
+    """A lease that holds a row (it claims some, then puts others off) must not deadlock with
+    a publisher stamping the same rows: the stamp skips the held row instead of waiting."""
+    from db.session import get_engine, session_scope
+    from services.dispatch.publishing import mark_published
+
+    requests = [EnqueueRequest("demo", "FL", "dixie", f"H-{n}") for n in range(2)]
+    held, free = (message.task_id for message in enqueue_tasks(db_session, requests).messages)
+    db_session.commit()
+    other = get_engine().raw_connection()
+    try:
+        other.cursor().execute("SELECT 1 FROM scrape_tasks WHERE id = %s FOR UPDATE", (held,))
+        with session_scope() as session:
+            session.execute(text("SET LOCAL lock_timeout = '5s'"))  # a wait would fail the test
+            stamped = mark_published(session, [held, free], now=datetime.now(UTC))
+    finally:
+        other.rollback()
+        other.close()
+
+    assert stamped == 1
+    assert task_row(db_session, free)["published_at"] is not None
+    assert task_row(db_session, held)["published_at"] is None
 
 
 def test_a_queued_task_whose_message_vanished_is_published_again(

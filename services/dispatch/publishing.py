@@ -22,12 +22,22 @@ QueueKey = tuple[str, int]  # (platform, priority)
 
 
 def mark_published(session: Session, task_ids: Collection[uuid.UUID], *, now: datetime) -> int:
+    """Stamp ``published_at`` on the rows still queued, skipping any another transaction holds.
+
+    That transaction is leasing the task or putting it off, so the stamp no longer matters,
+    and waiting for its rows in whatever order the plan takes them could deadlock with it (a
+    lease claims some rows, then puts off others). A row left unstamped is published again
+    once its grace has passed, and the duplicate message is dropped when taken.
+    """
     if not task_ids:
         return 0
-    result = session.execute(
-        update(ScrapeTask)
+    free_queued_rows = (
+        select(ScrapeTask.id)
         .where(ScrapeTask.id.in_(list(task_ids)), ScrapeTask.status == TaskStatus.QUEUED.value)
-        .values(published_at=now)
+        .with_for_update(skip_locked=True)
+    )
+    result = session.execute(
+        update(ScrapeTask).where(ScrapeTask.id.in_(free_queued_rows)).values(published_at=now)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
